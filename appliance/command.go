@@ -1,0 +1,185 @@
+package appliance
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/visitrelay/visitrelay/internal/config"
+)
+
+// DefaultConfigPath is where the packaged appliance reads its config.
+const DefaultConfigPath = "/etc/visitrelay/appliance.yaml"
+
+const usage = `usage: visitrelay-appliance COMMAND [-config FILE] [ARGS]
+
+commands:
+  run                                  run the appliance (the default)
+  check-config                         validate the config file
+  db migrate                           apply pending database migrations
+  import clients|devices|users FILE    import a CSV file; a bad row rejects the file
+  user add USERNAME -id ID -name NAME  add a salesman; password from -password-file or stdin
+  user passwd USERNAME                 set a new password; old tokens stop working
+  user disable|enable USERNAME         disable or enable a salesman`
+
+// IO is where a command reads and writes.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Run is the visitrelay-appliance command line.
+func Run(ctx context.Context, args []string, stdio IO) error {
+	var words []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") && len(words) < 2 {
+		words, args = append(words, args[0]), args[1:]
+	}
+	command := strings.Join(words, " ")
+	if command == "" {
+		command = "run"
+	}
+
+	fs := flag.NewFlagSet("visitrelay-appliance "+command, flag.ContinueOnError)
+	fs.SetOutput(stdio.Stderr)
+	fs.Usage = func() { fmt.Fprintln(stdio.Stderr, usage) }
+	configPath := fs.String("config", DefaultConfigPath, "path of the YAML config file")
+	id := fs.String("id", "", "user id (user add)")
+	name := fs.String("name", "", "full name (user add)")
+	passwordFile := fs.String("password-file", "", "file whose first line is the password (user add, user passwd)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+
+	switch command {
+	case "run":
+		return serve(ctx, cfg, stdio.Stderr)
+	case "check-config":
+		fmt.Fprintf(stdio.Stdout, "config %s is valid\n", *configPath)
+		return nil
+	}
+	return withPool(ctx, cfg, func(pool *pgxpool.Pool) error {
+		return runAdmin(ctx, pool, command, fs.Args(), adminFlags{id: *id, name: *name, passwordFile: *passwordFile}, stdio)
+	})
+}
+
+type adminFlags struct {
+	id, name, passwordFile string
+}
+
+func runAdmin(ctx context.Context, pool *pgxpool.Pool, command string, rest []string, flags adminFlags, stdio IO) error {
+	if command == "db migrate" {
+		return Migrate(ctx, pool, config.Log{Level: "info", Format: "text"}.NewLogger(stdio.Stderr))
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("%s: expected one argument, got %d\n%s", command, len(rest), usage)
+	}
+	arg := rest[0]
+
+	switch command {
+	case "import clients", "import devices", "import users":
+		importers := map[string]func(context.Context, *pgxpool.Pool, string) (int, error){
+			"import clients": ImportClients, "import devices": ImportDevices, "import users": ImportUsers,
+		}
+		n, err := importers[command](ctx, pool, arg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Stdout, "imported %d rows from %s\n", n, arg)
+		return nil
+	case "user add":
+		if flags.id == "" || flags.name == "" {
+			return errors.New("user add: -id and -name are required")
+		}
+		password, err := readPassword(flags.passwordFile, stdio.Stdin)
+		if err != nil {
+			return err
+		}
+		return AddUser(ctx, pool, flags.id, arg, flags.name, password)
+	case "user passwd":
+		password, err := readPassword(flags.passwordFile, stdio.Stdin)
+		if err != nil {
+			return err
+		}
+		return SetPassword(ctx, pool, arg, password)
+	case "user disable", "user enable":
+		return SetDisabled(ctx, pool, arg, command == "user disable")
+	}
+	return fmt.Errorf("unknown command %q\n%s", command, usage)
+}
+
+// readPassword takes the first line of the file, or of stdin, so that a
+// password never appears on a command line.
+func readPassword(path string, stdin io.Reader) (string, error) {
+	r := stdin
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("open password file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func withPool(ctx context.Context, cfg Config, fn func(*pgxpool.Pool) error) error {
+	dsn, err := cfg.Database.databaseURL()
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	defer pool.Close()
+	return fn(pool)
+}
+
+// LoadConfig reads and validates an appliance config file.
+// VISITRELAY_DATABASE_URL and VISITRELAY_STATE_DIR override the file.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if err := config.Load(path, &cfg); err != nil {
+		return cfg, err
+	}
+	if v := os.Getenv("VISITRELAY_DATABASE_URL"); v != "" {
+		cfg.Database.URL = v
+	}
+	if v := os.Getenv("VISITRELAY_STATE_DIR"); v != "" {
+		cfg.StateDir = v
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, cfg Config, logOutput io.Writer) error {
+	logger := cfg.Log.NewLogger(logOutput)
+	a := New(cfg, logger)
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := a.Start(startCtx); err != nil {
+		return fmt.Errorf("start appliance: %w", err)
+	}
+	<-ctx.Done()
+	stopCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	return a.Shutdown(stopCtx)
+}

@@ -1,0 +1,316 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/visitrelay/visitrelay/internal/streams"
+	"github.com/visitrelay/visitrelay/internal/visit"
+)
+
+// committer moves visits from the site's stream into PostgreSQL exactly
+// once: fetch a batch, insert it in one transaction, publish receipts, then
+// ack and wait for the ack's confirmation. A crash anywhere in between
+// leads to a redelivery, which the insert-if-absent turns into a no-op.
+type committer struct {
+	cfg      CommitterConfig
+	pool     *pgxpool.Pool
+	js       jetstream.JetStream
+	consumer jetstream.Consumer
+	logger   *slog.Logger
+
+	committed   atomic.Int64
+	duplicates  atomic.Int64
+	deadLetters atomic.Int64
+	lastCommit  atomic.Int64 // unix nanoseconds
+	dbDownSince atomic.Int64 // unix nanoseconds; 0 while the database answers
+}
+
+// consumerConfig keeps MaxAckPending above the batch size and AckWait above
+// the slowest commit, so the consumer never stalls silently.
+func consumerConfig(cfg CommitterConfig) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       streams.Committer,
+		Description:   "commits visits to PostgreSQL",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: max(10*cfg.BatchSize, 1000),
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// run fetches and commits batches until ctx ends.
+func (c *committer) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		batch, err := c.consumer.Fetch(c.cfg.BatchSize, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			c.logger.Warn("fetch visits failed; retrying", "consumer", streams.Committer, "error", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		var msgs []jetstream.Msg
+		for msg := range batch.Messages() {
+			msgs = append(msgs, msg)
+		}
+		if len(msgs) > 0 {
+			c.handle(ctx, msgs)
+		}
+	}
+}
+
+// handle commits one fetched batch. Messages that cannot be decoded go to
+// dead letters at once: no retry can fix them.
+func (c *committer) handle(ctx context.Context, msgs []jetstream.Msg) {
+	items := make([]*pending, 0, len(msgs))
+	byItem := make(map[*pending]jetstream.Msg, len(msgs))
+	for _, msg := range msgs {
+		p, err := decodePending(msg)
+		if err != nil {
+			c.deadLetter(ctx, msg, fmt.Sprintf("undecodable message: %v", err))
+			continue
+		}
+		items = append(items, p)
+		byItem[p] = msg
+	}
+	if len(items) == 0 {
+		return
+	}
+
+	err := c.commitWaiting(ctx, items, byItem)
+	if err == nil {
+		c.finish(ctx, items, byItem)
+		return
+	}
+	if !isContentError(err) {
+		return // ctx ended; unacked messages are redelivered later
+	}
+
+	// One visit spoiled the batch: commit them one by one to find it.
+	for _, p := range items {
+		one := []*pending{p}
+		err := c.commitWaiting(ctx, one, byItem)
+		switch {
+		case err == nil:
+			c.finish(ctx, one, byItem)
+		case isContentError(err):
+			c.reject(ctx, byItem[p], err)
+		default:
+			return
+		}
+	}
+}
+
+func decodePending(msg jetstream.Msg) (*pending, error) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("read metadata: %w", err)
+	}
+	var env visit.Envelope
+	if err := json.Unmarshal(msg.Data(), &env); err != nil {
+		return nil, fmt.Errorf("decode visit: %w", err)
+	}
+	if env.VisitID == "" || env.ContentHash == "" {
+		return nil, errors.New("decode visit: visitId or contentHash missing")
+	}
+	return &pending{env: env, sequence: meta.Sequence.Stream}, nil
+}
+
+// commitWaiting commits items, waiting out a database that is down or slow
+// for as long as it takes. While it waits it tells JetStream the messages
+// are still in progress, so the outage does not burn redeliveries. It
+// returns nil, a content error, or ctx's error.
+func (c *committer) commitWaiting(ctx context.Context, items []*pending, byItem map[*pending]jetstream.Msg) error {
+	stop := c.keepInProgress(items, byItem)
+	defer stop()
+
+	delay := 250 * time.Millisecond
+	for {
+		txCtx, cancel := context.WithTimeout(ctx, c.cfg.AckWait/2)
+		err := commitVisits(txCtx, c.pool, items)
+		cancel()
+		if err == nil {
+			c.markDatabaseUp()
+			return nil
+		}
+		if isContentError(err) || ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+		c.markDatabaseDown(err, len(items))
+		sleep(ctx, delay)
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+// keepInProgress extends the ack deadline of the messages every third of
+// AckWait until the returned stop function is called.
+func (c *committer) keepInProgress(items []*pending, byItem map[*pending]jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		ticker := time.NewTicker(c.cfg.AckWait / 3)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ticker.C:
+				for _, p := range items {
+					_ = byItem[p].InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func (c *committer) markDatabaseDown(err error, waiting int) {
+	now := time.Now().UnixNano()
+	if c.dbDownSince.CompareAndSwap(0, now) {
+		c.logger.Error("database unavailable; holding visits until it answers",
+			"waiting", waiting, "error", err)
+	}
+}
+
+func (c *committer) markDatabaseUp() {
+	since := c.dbDownSince.Swap(0)
+	if since != 0 {
+		c.logger.Info("database available again", "down_for", time.Since(time.Unix(0, since)).Round(time.Millisecond))
+	}
+}
+
+// finish publishes receipts for committed visits and then acks them. The
+// receipts go first: if the process dies before the ack, the redelivery
+// publishes them again, and the receipt stream drops the copy by its id.
+func (c *committer) finish(ctx context.Context, items []*pending, byItem map[*pending]jetstream.Msg) {
+	if err := c.publishReceipts(ctx, items); err != nil {
+		c.logger.Warn("publish receipts failed; the visits will be redelivered", "count", len(items), "error", err)
+		return
+	}
+	for i, p := range items {
+		msg := byItem[p]
+		var err error
+		if i == len(items)-1 {
+			// Acks travel in order on one connection, so the confirmed ack of
+			// the last message means the server has processed every earlier one.
+			err = msg.DoubleAck(ctx)
+		} else {
+			err = msg.Ack()
+		}
+		if err != nil {
+			c.logger.Warn("ack failed; the visit will be redelivered and absorbed as a duplicate",
+				"visit_id", p.env.VisitID, "error", err)
+		}
+		if p.duplicate {
+			c.duplicates.Add(1)
+		} else {
+			c.committed.Add(1)
+		}
+		c.logger.Debug("visit committed", "visit_id", p.env.VisitID, "duplicate", p.duplicate, "sequence", p.sequence)
+	}
+	c.lastCommit.Store(time.Now().UnixNano())
+}
+
+func (c *committer) publishReceipts(ctx context.Context, items []*pending) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(items))
+	for _, p := range items {
+		data, _ := json.Marshal(streams.Receipt{VisitID: p.env.VisitID, UserID: p.env.UserID, CommittedAt: p.committedAt.UTC()})
+		msg := nats.NewMsg(streams.ReceiptSubject(p.env.UserID, p.env.VisitID))
+		msg.Data = data
+		f, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(p.env.VisitID))
+		if err != nil {
+			return fmt.Errorf("publish receipt for %s: %w", p.env.VisitID, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish receipt: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// reject handles a visit the database refused for its content: it is tried
+// again after a growing delay, and after MaxAttempts deliveries it moves to
+// dead letters. It is never dropped.
+func (c *committer) reject(ctx context.Context, msg jetstream.Msg, cause error) {
+	meta, err := msg.Metadata()
+	attempts := 1
+	if err == nil {
+		attempts = int(meta.NumDelivered)
+	}
+	if attempts >= c.cfg.MaxAttempts {
+		c.deadLetter(ctx, msg, cause.Error())
+		return
+	}
+	delay := time.Duration(1<<min(attempts, 6)) * time.Second
+	c.logger.Warn("database rejected visit; will retry", "subject", msg.Subject(),
+		"attempt", attempts, "max_attempts", c.cfg.MaxAttempts, "retry_in", delay, "error", cause)
+	if err := msg.NakWithDelay(delay); err != nil {
+		c.logger.Warn("nak failed; the visit will be redelivered after the ack wait", "subject", msg.Subject(), "error", err)
+	}
+}
+
+// deadLetter stores the message in the dead-letter stream with the reason,
+// and only then acks the original, so the visit is never in neither place.
+func (c *committer) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) {
+	attempts := "1"
+	if meta, err := msg.Metadata(); err == nil {
+		attempts = strconv.FormatUint(meta.NumDelivered, 10)
+	}
+	visitID := visitIDFromSubject(msg.Subject())
+	dl := nats.NewMsg(streams.DeadLetterSubject(visitID))
+	dl.Data = msg.Data()
+	dl.Header.Set(streams.HeaderReason, reason)
+	dl.Header.Set(streams.HeaderAttempts, attempts)
+	dl.Header.Set("Visitrelay-Original-Subject", msg.Subject())
+
+	if _, err := c.js.PublishMsg(ctx, dl); err != nil {
+		c.logger.Error("store dead letter failed; the visit stays in the stream and is retried",
+			"visit_id", visitID, "error", err)
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		c.logger.Warn("ack of dead-lettered visit failed; it will be redelivered", "visit_id", visitID, "error", err)
+	}
+	c.deadLetters.Add(1)
+	c.logger.Error("visit moved to dead letters; fix the cause and replay it",
+		"visit_id", visitID, "attempts", attempts, "reason", reason)
+}
+
+// visitIDFromSubject returns the last token of a visit subject, or "unknown"
+// for a subject of another form.
+func visitIDFromSubject(subject string) string {
+	for i := len(subject) - 1; i >= 0; i-- {
+		if subject[i] == '.' {
+			if i == len(subject)-1 {
+				break
+			}
+			return subject[i+1:]
+		}
+	}
+	return "unknown"
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/visitrelay/visitrelay/internal/config"
+)
+
+// DefaultConfigPath is where the packaged gateway reads its config.
+const DefaultConfigPath = "/etc/visitrelay/gateway.yaml"
+
+// Run is the visitrelay-gateway command line: "run" (the default) serves
+// until ctx ends; "check-config" validates the config file and exits.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	command := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		command, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("visitrelay-gateway "+command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", DefaultConfigPath, "path of the YAML config file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	cfg, err := LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	switch command {
+	case "run":
+		return serve(ctx, cfg, stderr)
+	case "check-config":
+		fmt.Fprintf(stdout, "config %s is valid\n", *configPath)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q; use run or check-config", command)
+}
+
+// LoadConfig reads and validates a gateway config file. VISITRELAY_STATE_DIR
+// and VISITRELAY_LISTEN override the file, for tests and the demo.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if err := config.Load(path, &cfg); err != nil {
+		return cfg, err
+	}
+	if v := os.Getenv("VISITRELAY_STATE_DIR"); v != "" {
+		cfg.StateDir = v
+	}
+	if v := os.Getenv("VISITRELAY_LISTEN"); v != "" {
+		cfg.Listen = v
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, cfg Config, logOutput io.Writer) error {
+	logger := cfg.Log.NewLogger(logOutput)
+	g := New(cfg, logger)
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := g.Start(startCtx); err != nil {
+		return fmt.Errorf("start gateway: %w", err)
+	}
+
+	var served error
+	select {
+	case <-ctx.Done():
+	case served = <-g.Done():
+	}
+	stopCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	return errors.Join(served, g.Shutdown(stopCtx))
+}

@@ -1,0 +1,259 @@
+// Package gateway is the cloud side of visitrelay: the HTTP API that phones
+// post visits to, and the embedded NATS hub whose JetStream stream holds each
+// accepted visit until the appliance has pulled it over the leafnode link.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/visitrelay/visitrelay/internal/directory"
+	"github.com/visitrelay/visitrelay/internal/natsembed"
+	"github.com/visitrelay/visitrelay/internal/streams"
+)
+
+// maxBody is the largest request body accepted. A visit is a few KiB at most.
+const maxBody = 64 << 10
+
+// Gateway is one running gateway node.
+type Gateway struct {
+	cfg    Config
+	logger *slog.Logger
+
+	ns       *natsembed.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	visits   jetstream.Stream
+	dir      *directory.Cache
+	signer   tokenSigner
+	throttle *loginThrottle
+	app      *fiber.App
+	listener net.Listener
+	cancel   context.CancelFunc
+	served   chan error
+}
+
+// New returns a gateway for a validated config.
+func New(cfg Config, logger *slog.Logger) *Gateway {
+	return &Gateway{
+		cfg:      cfg,
+		logger:   logger,
+		dir:      directory.NewCache(logger.With("component", "directory")),
+		throttle: newLoginThrottle(10, 15*time.Minute),
+	}
+}
+
+// Start brings up NATS, the streams, the directory and the HTTP server. On
+// failure it undoes what it started.
+func (g *Gateway) Start(ctx context.Context) (err error) {
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	key, err := loadOrCreateKey(g.cfg.keyFile())
+	if err != nil {
+		return err
+	}
+	g.signer = tokenSigner{key: key}
+
+	if err := g.startNATS(); err != nil {
+		return err
+	}
+	undo = append(undo, func() { g.nc.Close(); g.ns.Server.Shutdown() })
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	undo = append(undo, cancel)
+	if err := g.setupStreams(ctx, runCtx); err != nil {
+		return err
+	}
+
+	return g.startHTTP()
+}
+
+func (g *Gateway) startNATS() error {
+	leafHost, leafPort, err := splitHostPort(g.cfg.NATS.LeafListen)
+	if err != nil {
+		return fmt.Errorf("parse nats.leafListen: %w", err)
+	}
+	ns, err := natsembed.Start(natsembed.Options{
+		Name:       g.cfg.NATS.Name,
+		Domain:     streams.CloudDomain,
+		StoreDir:   filepath.Join(g.cfg.StateDir, "jetstream"),
+		MaxStore:   g.cfg.NATS.MaxStore,
+		ClientPort: g.cfg.NATS.ClientPort,
+		LeafHost:   leafHost,
+		LeafPort:   leafPort,
+	}, g.logger)
+	if err != nil {
+		return err
+	}
+	g.ns = ns
+	g.nc, err = ns.Connect("gateway")
+	if err != nil {
+		ns.Server.Shutdown()
+		return err
+	}
+	g.js, err = jetstream.New(g.nc)
+	if err != nil {
+		g.nc.Close()
+		ns.Server.Shutdown()
+		return fmt.Errorf("open JetStream context: %w", err)
+	}
+	return nil
+}
+
+// setupStreams creates or updates the cloud streams and starts following
+// the directory mirror. runCtx lives until Shutdown.
+func (g *Gateway) setupStreams(ctx, runCtx context.Context) error {
+	var err error
+	g.visits, err = g.js.CreateOrUpdateStream(ctx, streams.CloudVisitsConfig(g.cfg.Visits.Retention, g.cfg.Visits.MaxBytes))
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", streams.Visits, err)
+	}
+	_, err = g.js.CreateOrUpdateStream(ctx, streams.CloudReceiptsConfig(g.cfg.NATS.SiteDomain, g.cfg.Visits.Retention))
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", streams.Receipts, err)
+	}
+	kv, err := g.js.CreateOrUpdateKeyValue(ctx, streams.CloudDirectoryConfig(g.cfg.NATS.SiteDomain))
+	if err != nil {
+		return fmt.Errorf("create directory mirror: %w", err)
+	}
+	if err := g.dir.Watch(runCtx, kv); err != nil {
+		return fmt.Errorf("load directory mirror: %w", err)
+	}
+	return nil
+}
+
+func (g *Gateway) startHTTP() error {
+	g.app = g.newApp()
+	ln, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w; set listen to a free address", g.cfg.Listen, err)
+	}
+	g.listener = ln
+	g.served = make(chan error, 1)
+	go func() { g.served <- g.app.Listener(ln) }()
+	g.logger.Info("gateway started", "http", "http://"+ln.Addr().String(), "leafnode_port", g.LeafPort())
+	return nil
+}
+
+func (g *Gateway) newApp() *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName:               "visitrelay-gateway",
+		BodyLimit:             maxBody,
+		ErrorHandler:          handleError(g.logger),
+		DisableStartupMessage: true,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+	})
+	app.Use(requestid.New())
+	app.Get("/healthz", g.healthz)
+	app.Get("/readyz", g.readyz)
+
+	api := app.Group("/api/v1")
+	api.Post("/login", g.login)
+	api.Use(g.authenticate)
+	api.Get("/lookups", g.lookups)
+	api.Post("/visits", g.postVisit)
+	api.Get("/visits", g.listVisits)
+	return app
+}
+
+func (g *Gateway) lookups(c *fiber.Ctx) error {
+	body, etag := g.dir.Lookups()
+	c.Set(fiber.HeaderETag, etag)
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	if c.Get(fiber.HeaderIfNoneMatch) == etag {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
+}
+
+func (g *Gateway) healthz(c *fiber.Ctx) error {
+	if !g.ns.Running() {
+		return c.Status(fiber.StatusServiceUnavailable).SendString("nats server not running\n")
+	}
+	return c.SendString("ok\n")
+}
+
+// readyz reports ready only when JetStream answers, not merely when the
+// listeners are open: recovery after a crash can take a while.
+func (g *Gateway) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	if _, err := g.visits.Info(ctx); err != nil {
+		return c.Status(fiber.StatusServiceUnavailable).SendString("visit stream not available: " + err.Error() + "\n")
+	}
+	return c.SendString("ready\n")
+}
+
+// HTTPAddr returns the address the HTTP server listens on.
+func (g *Gateway) HTTPAddr() string { return g.listener.Addr().String() }
+
+// LeafPort returns the port appliances dial for the leafnode link.
+func (g *Gateway) LeafPort() int { return g.ns.LeafPort() }
+
+// Directory returns the gateway's copy of the directory.
+func (g *Gateway) Directory() *directory.Cache { return g.dir }
+
+// Shutdown stops taking requests, lets in-flight ones finish, and stops NATS.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var errs []error
+	if g.app != nil {
+		if err := g.app.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop http server: %w", err))
+		}
+	}
+	if g.cancel != nil {
+		g.cancel()
+	}
+	if g.nc != nil {
+		g.nc.Close()
+	}
+	if g.ns != nil {
+		errs = append(errs, g.ns.Shutdown(ctx))
+	}
+	g.logger.Info("gateway stopped")
+	return errors.Join(errs...)
+}
+
+// Done returns a channel that receives the HTTP server's error if it stops
+// on its own.
+func (g *Gateway) Done() <-chan error { return g.served }
+
+func splitHostPort(addr string) (string, int, error) {
+	if addr == "" {
+		return "", 0, nil
+	}
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q is not a number", portText)
+	}
+	if port == 0 {
+		port = -1
+	}
+	return host, port, nil
+}
