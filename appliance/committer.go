@@ -53,20 +53,44 @@ func consumerConfig(cfg CommitterConfig) jetstream.ConsumerConfig {
 // run fetches and commits batches until ctx ends.
 func (c *committer) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		batch, err := c.consumer.Fetch(c.cfg.BatchSize, jetstream.FetchMaxWait(time.Second))
+		msgs, err := c.fetch()
 		if err != nil {
 			c.logger.Warn("fetch visits failed; retrying", "consumer", streams.Committer, "error", err)
 			sleep(ctx, time.Second)
 			continue
 		}
-		var msgs []jetstream.Msg
-		for msg := range batch.Messages() {
-			msgs = append(msgs, msg)
-		}
 		if len(msgs) > 0 {
 			c.handle(ctx, msgs)
 		}
 	}
+}
+
+// fetch waits up to a second for one visit, then takes whatever else is
+// already waiting, up to the batch size. A plain Fetch of a whole batch
+// would hold a lone visit until its wait expires; this commits it at once
+// and still batches a backlog.
+func (c *committer) fetch() ([]jetstream.Msg, error) {
+	first, err := c.consumer.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	msgs := collect(first)
+	if len(msgs) == 0 || c.cfg.BatchSize == 1 {
+		return msgs, nil
+	}
+	rest, err := c.consumer.FetchNoWait(c.cfg.BatchSize - 1)
+	if err != nil {
+		return msgs, nil
+	}
+	return append(msgs, collect(rest)...), nil
+}
+
+func collect(batch jetstream.MessageBatch) []jetstream.Msg {
+	var msgs []jetstream.Msg
+	for msg := range batch.Messages() {
+		msgs = append(msgs, msg)
+	}
+	return msgs
 }
 
 // handle commits one fetched batch. Messages that cannot be decoded go to

@@ -119,15 +119,56 @@ func (g *Gateway) startNATS() error {
 	return nil
 }
 
-// setupStreams creates or updates the cloud streams and starts following
-// the directory mirror. runCtx lives until Shutdown.
+// setupStreams creates or updates the cloud visit stream and starts the
+// streams that source from the site. runCtx lives until Shutdown.
 func (g *Gateway) setupStreams(ctx, runCtx context.Context) error {
 	var err error
 	g.visits, err = g.js.CreateOrUpdateStream(ctx, streams.CloudVisitsConfig(g.cfg.Visits.Retention, g.cfg.Visits.MaxBytes))
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", streams.Visits, err)
 	}
-	_, err = g.js.CreateOrUpdateStream(ctx, streams.CloudReceiptsConfig(g.cfg.NATS.SiteDomain, g.cfg.Visits.Retention))
+
+	// A gateway that already has a copy of the directory serves logins from
+	// it at once, even while the site is offline.
+	kv, err := g.js.KeyValue(ctx, streams.Directory)
+	if err == nil {
+		if err := g.dir.Watch(runCtx, kv); err != nil {
+			return fmt.Errorf("load directory mirror: %w", err)
+		}
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("open directory mirror: %w", err)
+	}
+	go g.setupSiteStreams(runCtx, kv == nil)
+	return nil
+}
+
+// setupSiteStreams creates the streams that source from the site once the
+// first leafnode link is up. The server sends a new source's first request
+// at once and waits 30 seconds for an answer (nats-server v2.15.3), so a
+// source created before any site is connected would start that much later.
+func (g *Gateway) setupSiteStreams(ctx context.Context, watch bool) {
+	for !g.ns.LeafConnected() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	for ctx.Err() == nil {
+		err := g.createSiteStreams(ctx, watch)
+		if err == nil {
+			return
+		}
+		g.logger.Error("create site streams failed; retrying in 5s", "site_domain", g.cfg.NATS.SiteDomain, "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (g *Gateway) createSiteStreams(ctx context.Context, watch bool) error {
+	_, err := g.js.CreateOrUpdateStream(ctx, streams.CloudReceiptsConfig(g.cfg.NATS.SiteDomain, g.cfg.Visits.Retention))
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", streams.Receipts, err)
 	}
@@ -135,9 +176,13 @@ func (g *Gateway) setupStreams(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create directory mirror: %w", err)
 	}
-	if err := g.dir.Watch(runCtx, kv); err != nil {
+	if !watch {
+		return nil
+	}
+	if err := g.dir.Watch(ctx, kv); err != nil {
 		return fmt.Errorf("load directory mirror: %w", err)
 	}
+	g.logger.Info("site streams created", "site_domain", g.cfg.NATS.SiteDomain)
 	return nil
 }
 
@@ -203,7 +248,8 @@ func (g *Gateway) readyz(c *fiber.Ctx) error {
 	if _, err := g.visits.Info(ctx); err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).SendString("visit stream not available: " + err.Error() + "\n")
 	}
-	return c.SendString("ready\n")
+	users, clients, devices := g.dir.Counts()
+	return c.SendString(fmt.Sprintf("ready: directory has %d users, %d clinics, %d devices\n", users, clients, devices))
 }
 
 // HTTPAddr returns the address the HTTP server listens on.
@@ -214,6 +260,25 @@ func (g *Gateway) LeafPort() int { return g.ns.LeafPort() }
 
 // Directory returns the gateway's copy of the directory.
 func (g *Gateway) Directory() *directory.Cache { return g.dir }
+
+// StreamInfo returns the state of the stream name in a JetStream domain that
+// the gateway reaches: its own (streams.CloudDomain), or the site's domain
+// while the leafnode link is up. End-to-end tests read message counts from it.
+func (g *Gateway) StreamInfo(ctx context.Context, domain, name string) (*jetstream.StreamInfo, error) {
+	js, err := jetstream.NewWithDomain(g.nc, domain)
+	if err != nil {
+		return nil, fmt.Errorf("open JetStream domain %q: %w", domain, err)
+	}
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s in domain %q: %w", name, domain, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read info of stream %s in domain %q: %w", name, domain, err)
+	}
+	return info, nil
+}
 
 // Shutdown stops taking requests, lets in-flight ones finish, and stops NATS.
 func (g *Gateway) Shutdown(ctx context.Context) error {

@@ -88,6 +88,10 @@ func (g *Gateway) scan(ctx context.Context, stream, filter string, since time.Ti
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &since,
 	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// No site has connected yet, so no receipt exists.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("create ordered consumer on %s: %w", stream, err)
 	}

@@ -207,3 +207,10 @@ func (c *Cache) Synced() bool {
 	defer c.mu.RUnlock()
 	return c.synced
 }
+
+// Counts returns how many users, clinics and devices the cache holds.
+func (c *Cache) Counts() (users, clients, devices int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.users), len(c.clients), len(c.devices)
+}

@@ -1,0 +1,7 @@
+package load
+
+import "errors"
+
+// ErrCheckFailed is wrapped by Report.Check when a run that waited for its
+// visits found one lost, duplicated, rejected or never acknowledged.
+var ErrCheckFailed = errors.New("load check failed")
