@@ -117,11 +117,12 @@ func (c *committer) handle(ctx context.Context, msgs []jetstream.Msg) {
 		return
 	}
 	if !isContentError(err) {
-		return // ctx ended; unacked messages are redelivered later
+		c.release(items, byItem)
+		return
 	}
 
 	// One visit spoiled the batch: commit them one by one to find it.
-	for _, p := range items {
+	for i, p := range items {
 		one := []*pending{p}
 		err := c.commitWaiting(ctx, one, byItem)
 		switch {
@@ -130,8 +131,19 @@ func (c *committer) handle(ctx context.Context, msgs []jetstream.Msg) {
 		case isContentError(err):
 			c.reject(ctx, byItem[p], err)
 		default:
+			c.release(items[i:], byItem)
 			return
 		}
+	}
+}
+
+// release hands uncommitted visits back to the stream when the committer
+// stops, so that the next start gets them at once rather than after
+// AckWait. A nak counts as a delivery, so each stop uses up one of a
+// visit's MaxAttempts should the database later reject its content.
+func (c *committer) release(items []*pending, byItem map[*pending]jetstream.Msg) {
+	for _, p := range items {
+		_ = byItem[p].Nak()
 	}
 }
 
