@@ -143,7 +143,7 @@ func (a *Appliance) startNATS() error {
 	if a.js, err = jetstream.New(a.nc); err != nil {
 		return fmt.Errorf("open JetStream context: %w", err)
 	}
-	return nil
+	return writeClientURL(a.cfg.StateDir, ns.ClientURL())
 }
 
 func (a *Appliance) setupStreams(ctx context.Context) (jetstream.KeyValue, error) {

@@ -28,7 +28,12 @@ commands:
   import clients|devices|users FILE    import a CSV file; a bad row rejects the file
   user add USERNAME -id ID -name NAME  add a salesman; password from -password-file or stdin
   user passwd USERNAME                 set a new password; old tokens stop working
-  user disable|enable USERNAME         disable or enable a salesman`
+  user disable|enable USERNAME         disable or enable a salesman
+  deadletters list                     list visits the database rejected
+  deadletters show VISIT_ID            show one dead letter with its visit
+  deadletters replay VISIT_ID|-all     commit dead letters again, once the cause is fixed
+  deadletters discard VISIT_ID -reason TEXT
+                                       drop a dead letter, recorded in discarded_visits`
 
 // IO is where a command reads and writes.
 type IO struct {
@@ -54,6 +59,8 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	id := fs.String("id", "", "user id (user add)")
 	name := fs.String("name", "", "full name (user add)")
 	passwordFile := fs.String("password-file", "", "file whose first line is the password (user add, user passwd)")
+	all := fs.Bool("all", false, "replay every dead letter (deadletters replay)")
+	reason := fs.String("reason", "", "why a dead letter is discarded (deadletters discard)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +75,11 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	case "check-config":
 		fmt.Fprintf(stdio.Stdout, "config %s is valid\n", *configPath)
 		return nil
+	}
+	if strings.HasPrefix(command, "deadletters") {
+		return withPool(ctx, cfg, func(pool *pgxpool.Pool) error {
+			return runDeadLetters(ctx, cfg, pool, command, fs.Args(), *all, *reason, stdio.Stdout)
+		})
 	}
 	return withPool(ctx, cfg, func(pool *pgxpool.Pool) error {
 		return runAdmin(ctx, pool, command, fs.Args(), adminFlags{id: *id, name: *name, passwordFile: *passwordFile}, stdio)
@@ -182,4 +194,75 @@ func serve(ctx context.Context, cfg Config, logOutput io.Writer) error {
 	stopCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
 	return a.Shutdown(stopCtx)
+}
+
+func runDeadLetters(ctx context.Context, cfg Config, pool *pgxpool.Pool, command string, rest []string, all bool, reason string, stdout io.Writer) error {
+	nc, err := ConnectRunning(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	dls, err := NewDeadLetters(ctx, nc, pool)
+	if err != nil {
+		return err
+	}
+
+	if command == "deadletters list" {
+		list, err := dls.List(ctx)
+		if err != nil {
+			return err
+		}
+		return writeDeadLetters(stdout, list)
+	}
+	if command == "deadletters replay" && all {
+		return replayAll(ctx, dls, stdout)
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("%s: expected one VISIT_ID, got %d\n%s", command, len(rest), usage)
+	}
+	id := rest[0]
+
+	switch command {
+	case "deadletters show":
+		dl, err := dls.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "visit %s\nreason: %s\nattempts: %d\nsince: %s\n%s\n",
+			dl.VisitID, dl.Reason, dl.Attempts, dl.Time.UTC().Format(time.RFC3339), dl.Raw)
+		return nil
+	case "deadletters replay":
+		if err := dls.Replay(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "visit %s stored\n", id)
+		return nil
+	case "deadletters discard":
+		if err := dls.Discard(ctx, id, reason); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "visit %s discarded and recorded in discarded_visits\n", id)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", command, usage)
+}
+
+// replayAll replays every dead letter and reports each failure; the ones
+// that fail stay.
+func replayAll(ctx context.Context, dls *DeadLetters, stdout io.Writer) error {
+	list, err := dls.List(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	stored := 0
+	for _, dl := range list {
+		if err := dls.Replay(ctx, dl.VisitID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		stored++
+	}
+	fmt.Fprintf(stdout, "replayed %d of %d dead letters\n", stored, len(list))
+	return errors.Join(errs...)
 }

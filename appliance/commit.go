@@ -107,3 +107,14 @@ func isContentError(err error) bool {
 	}
 	return false
 }
+
+// rejectionReason describes a content error for a dead letter. PostgreSQL's
+// detail names the offending value, such as the unknown clinic id, which is
+// what the admin needs to fix it.
+func rejectionReason(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Detail != "" {
+		return fmt.Sprintf("%s (%s): %s", pgErr.Message, pgErr.Code, pgErr.Detail)
+	}
+	return err.Error()
+}

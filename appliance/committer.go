@@ -290,7 +290,7 @@ func (c *committer) reject(ctx context.Context, msg jetstream.Msg, cause error) 
 		attempts = int(meta.NumDelivered)
 	}
 	if attempts >= c.cfg.MaxAttempts {
-		c.deadLetter(ctx, msg, cause.Error())
+		c.deadLetter(ctx, msg, rejectionReason(cause))
 		return
 	}
 	delay := time.Duration(1<<min(attempts, 6)) * time.Second

@@ -158,7 +158,9 @@ func SiteDeadLettersConfig() jetstream.StreamConfig {
 		Subjects:    []string{"deadletters.>"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		Replicas:    1,
+		// A visit dead-lettered again replaces its earlier dead letter.
+		MaxMsgsPerSubject: 1,
+		Replicas:          1,
 	}
 }
 
