@@ -29,6 +29,7 @@ commands:
   user add USERNAME -id ID -name NAME  add a salesman; password from -password-file or stdin
   user passwd USERNAME                 set a new password; old tokens stop working
   user disable|enable USERNAME         disable or enable a salesman
+  replay-archive FILE...               commit the visits of gateway archive files; stored ones are skipped
   deadletters list                     list visits the database rejected
   deadletters show VISIT_ID            show one dead letter with its visit
   deadletters replay VISIT_ID|-all     commit dead letters again, once the cause is fixed
@@ -43,14 +44,7 @@ type IO struct {
 
 // Run is the visitrelay-appliance command line.
 func Run(ctx context.Context, args []string, stdio IO) error {
-	var words []string
-	for len(args) > 0 && !strings.HasPrefix(args[0], "-") && len(words) < 2 {
-		words, args = append(words, args[0]), args[1:]
-	}
-	command := strings.Join(words, " ")
-	if command == "" {
-		command = "run"
-	}
+	command, args := splitCommand(args)
 
 	fs := flag.NewFlagSet("visitrelay-appliance "+command, flag.ContinueOnError)
 	fs.SetOutput(stdio.Stderr)
@@ -86,6 +80,21 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	})
 }
 
+// groups are the commands that take a second word, such as "user add".
+var groups = map[string]bool{"db": true, "import": true, "user": true, "deadletters": true}
+
+// splitCommand takes the command words off the front of args: one word, or
+// two for a group.
+func splitCommand(args []string) (string, []string) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return "run", args
+	}
+	if groups[args[0]] && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		return args[0] + " " + args[1], args[2:]
+	}
+	return args[0], args[1:]
+}
+
 type adminFlags struct {
 	id, name, passwordFile string
 }
@@ -93,6 +102,14 @@ type adminFlags struct {
 func runAdmin(ctx context.Context, pool *pgxpool.Pool, command string, rest []string, flags adminFlags, stdio IO) error {
 	if command == "db migrate" {
 		return Migrate(ctx, pool, config.Log{Level: "info", Format: "text"}.NewLogger(stdio.Stderr))
+	}
+	if command == "replay-archive" {
+		if len(rest) == 0 {
+			return fmt.Errorf("replay-archive: name at least one archive file\n%s", usage)
+		}
+		result, err := ReplayArchive(ctx, pool, rest)
+		writeArchiveReplay(stdio.Stdout, result)
+		return err
 	}
 	if len(rest) != 1 {
 		return fmt.Errorf("%s: expected one argument, got %d\n%s", command, len(rest), usage)

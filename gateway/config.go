@@ -18,11 +18,23 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// StateDir holds the JetStream store and the token key.
 	// Default /var/lib/visitrelay-gateway.
-	StateDir string       `yaml:"stateDir"`
-	NATS     NATSConfig   `yaml:"nats"`
-	Visits   VisitsConfig `yaml:"visits"`
-	Auth     AuthConfig   `yaml:"auth"`
-	Log      config.Log   `yaml:"log"`
+	StateDir string        `yaml:"stateDir"`
+	NATS     NATSConfig    `yaml:"nats"`
+	Visits   VisitsConfig  `yaml:"visits"`
+	Auth     AuthConfig    `yaml:"auth"`
+	Archive  ArchiveConfig `yaml:"archive"`
+	Log      config.Log    `yaml:"log"`
+}
+
+// ArchiveConfig sets up the archive of accepted visits.
+type ArchiveConfig struct {
+	// Enabled turns the archive on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Dir holds one gzip-compressed JSON-lines file per day.
+	// Default STATEDIR/archive.
+	Dir string `yaml:"dir"`
+	// Keep is how long day files are kept. Default 2160h (90 days).
+	Keep time.Duration `yaml:"keep"`
 }
 
 // NATSConfig sets up the embedded nats-server.
@@ -78,8 +90,9 @@ func DefaultConfig() Config {
 			MaxBytes:       1 << 30,
 			PublishTimeout: 5 * time.Second,
 		},
-		Auth: AuthConfig{TokenTTL: 12 * time.Hour},
-		Log:  config.Log{Level: "info", Format: "text"},
+		Auth:    AuthConfig{TokenTTL: 12 * time.Hour},
+		Archive: ArchiveConfig{Enabled: true, Keep: 90 * 24 * time.Hour},
+		Log:     config.Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -111,6 +124,9 @@ func (c Config) Validate() error {
 	if c.Auth.TokenTTL < time.Minute {
 		p.Add("auth.tokenTTL", c.Auth.TokenTTL, "must be at least 1m")
 	}
+	if c.Archive.Enabled && c.Archive.Keep < 24*time.Hour {
+		p.Add("archive.keep", c.Archive.Keep, "must be at least 24h")
+	}
 	c.Log.Validate(&p)
 	return p.Err()
 }
@@ -126,4 +142,11 @@ func (c Config) keyFile() string {
 		return c.Auth.KeyFile
 	}
 	return filepath.Join(c.StateDir, "token.key")
+}
+
+func (c Config) archiveDir() string {
+	if c.Archive.Dir != "" {
+		return c.Archive.Dir
+	}
+	return filepath.Join(c.StateDir, "archive")
 }

@@ -139,6 +139,16 @@ func (g *Gateway) setupStreams(ctx, runCtx context.Context) error {
 		return fmt.Errorf("open directory mirror: %w", err)
 	}
 	go g.setupSiteStreams(runCtx, kv == nil)
+
+	if g.cfg.Archive.Enabled {
+		archiveCfg := g.cfg.Archive
+		archiveCfg.Dir = g.cfg.archiveDir()
+		arch, err := newArchiver(ctx, g.js, archiveCfg, g.logger.With("component", "archive"))
+		if err != nil {
+			return fmt.Errorf("create consumer %s: %w", archiverConsumer, err)
+		}
+		go arch.run(runCtx)
+	}
 	return nil
 }
 
