@@ -7,10 +7,20 @@ GO ?= go
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-# test installs PostgreSQL if it is missing and runs every test with the race detector.
+# test installs PostgreSQL if it is missing, runs every test with the race
+# detector, and then fuzzes the input parsers briefly.
 .PHONY: test
 test: ensure-postgres
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+# fuzz runs each fuzz target for a short while on top of its seed corpus in
+# testdata/fuzz; raise FUZZTIME for a longer search.
+FUZZTIME ?= 15s
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/visit
+	$(GO) test -run '^$$' -fuzz '^FuzzReadCSV$$' -fuzztime $(FUZZTIME) ./appliance
 
 # ensure-postgres installs the PostgreSQL server binaries that the tests and demo run.
 .PHONY: ensure-postgres

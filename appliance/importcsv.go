@@ -55,14 +55,20 @@ func readCSV(path string, columns []string) ([]csvRow, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
-			problems = append(problems, fmt.Errorf("line %d: %w", line, err))
-			if len(problems) > 50 {
-				break
+			// A csv.ParseError names its own line; FieldPos is only valid
+			// after a record was read.
+			var parseErr *csv.ParseError
+			if !errors.As(err, &parseErr) {
+				return nil, fmt.Errorf("%s: read: %w", path, err)
+			}
+			problems = append(problems, parseErr)
+			if len(problems) > 50 || parseErr.Err == csv.ErrQuote || parseErr.Err == csv.ErrBareQuote {
+				break // a quoting error leaves the reader out of step with the lines
 			}
 			continue
 		}
+		line, _ := r.FieldPos(0)
 		row := csvRow{line: line, fields: map[string]string{}}
 		for i, name := range header {
 			row.fields[name] = strings.TrimSpace(record[i])

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,9 +50,12 @@ func Decode(body []byte) (Visit, error) {
 		return v, errs
 	}
 
-	for key := range raw {
-		if !knownFields[key] {
-			errs.add(key, "is not a field of a visit")
+	for _, key := range slices.Sorted(maps.Keys(raw)) {
+		switch {
+		case key == "":
+			errs.add("body", "contains a field with an empty name")
+		case !knownFields[key]:
+			errs.add(truncate(key, 40), "is not a field of a visit")
 		}
 	}
 	v.VisitID = decodeString(raw, "visitId", false, &errs)
