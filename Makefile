@@ -2,17 +2,29 @@
 
 GO ?= go
 
+# VERSION is stamped into the binaries, shown on the status pages and in
+# the build-info metric.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/visitrelay/visitrelay/internal/version.Version=$(VERSION)
+
 # build compiles every binary under cmd/ into bin/.
 .PHONY: build
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
-# test installs PostgreSQL if it is missing, runs every test with the race
-# detector, and then fuzzes the input parsers briefly.
+# test installs PostgreSQL and Chromium if they are missing, runs every test
+# with the race detector, and then fuzzes the input parsers briefly.
 .PHONY: test
-test: ensure-postgres
+test: ensure-postgres ensure-chromium
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
+
+# test-faults runs the fault matrix in its long variants: 60 s outages, a
+# minute of link flapping and a backlog of 10,000 visits. `make test` runs
+# the same scenarios with shorter outages and smaller backlogs.
+.PHONY: test-faults
+test-faults: ensure-postgres
+	VISITRELAY_FAULT_LONG=1 $(GO) test -race -count=1 -timeout 40m -run Fault ./e2e/
 
 # fuzz runs each fuzz target for a short while on top of its seed corpus in
 # testdata/fuzz; raise FUZZTIME for a longer search.
@@ -26,6 +38,11 @@ fuzz:
 .PHONY: ensure-postgres
 ensure-postgres:
 	scripts/ensure-postgres.sh
+
+# ensure-chromium installs Debian's chromium, which the browser tests in e2e/ drive.
+.PHONY: ensure-chromium
+ensure-chromium:
+	scripts/ensure-chromium.sh
 
 # vet runs go vet on every package.
 .PHONY: vet
@@ -48,3 +65,32 @@ demo: ensure-postgres build
 .PHONY: bench
 bench: ensure-postgres
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 30m ./...
+
+# deb builds the visitrelay-appliance and visitrelay-gateway Debian packages
+# into DIST with nfpm, pinned as a Go tool in go.mod; the binaries go to
+# build/, where packaging/nfpm-*.yaml expects them. VERSION must start with
+# a digit; ARCH is a Go and Debian architecture name (amd64, arm64).
+VERSION ?= 0.1.0~dev$(shell date -u +%Y%m%d%H%M%S)
+ARCH ?= $(shell $(GO) env GOARCH)
+DIST ?= dist
+DEB_LDFLAGS = -s -w -X github.com/visitrelay/visitrelay/internal/version.Version=$(VERSION)
+.PHONY: deb
+deb:
+	mkdir -p build $(DIST)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -buildmode=pie -ldflags '$(DEB_LDFLAGS)' \
+		-o build/ ./cmd/visitrelay-appliance ./cmd/visitrelay-gateway
+	gzip -9n -c packaging/changelog > build/changelog.Debian.gz
+	for side in appliance gateway; do \
+		VERSION='$(VERSION)' ARCH='$(ARCH)' $(GO) tool nfpm package --packager deb \
+			--config packaging/nfpm-$$side.yaml --target $(DIST)/ || exit 1; \
+	done
+	ls -l $(DIST)/*.deb
+
+# test-install builds two versions of the packages and installs, upgrades
+# and purges them in a root directory the test builds (see
+# e2e/install_test.go); it needs root, dpkg, lintian and PostgreSQL.
+.PHONY: test-install
+test-install: ensure-postgres
+	command -v lintian >/dev/null && command -v debootstrap >/dev/null || \
+		{ apt-get update && apt-get install -y --no-install-recommends lintian debootstrap; }
+	VISITRELAY_TEST_INSTALL=1 $(GO) test -count=1 -timeout 20m -run 'TestInstall|TestPackage' -v ./e2e/

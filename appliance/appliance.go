@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
@@ -32,6 +31,7 @@ type Appliance struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	committer *committer
+	status    *statusService // status page, /metrics and heartbeat (status.go)
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -62,18 +62,25 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	consumer, err := a.js.CreateOrUpdateConsumer(ctx, streams.Visits, consumerConfig(a.cfg.Committer))
+	var consumer jetstream.Consumer
+	err = natsembed.Retry(ctx, "create consumer "+streams.Committer, func(ctx context.Context) error {
+		consumer, err = a.js.CreateOrUpdateConsumer(ctx, streams.Visits, consumerConfig(a.cfg.Committer))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", streams.Committer, err)
+		return err
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.committer = &committer{cfg: a.cfg.Committer, pool: a.pool, js: a.js, consumer: consumer,
-		logger: a.logger.With("component", "committer")}
+		logger: a.logger.With("component", "committer"), metrics: newCommitMetrics()}
 	pub := &publisher{pool: a.pool, kv: kv, logger: a.logger.With("component", "publisher")}
 	a.goRun(func() { a.committer.run(runCtx) })
 	a.goRun(func() { pub.run(runCtx) })
+	if err := a.startStatus(runCtx); err != nil {
+		return err
+	}
 
 	a.logger.Info("appliance started", "domain", a.cfg.NATS.Domain, "gateways", a.cfg.NATS.GatewayURLs)
 	return nil
@@ -118,20 +125,20 @@ func (a *Appliance) openDatabase(ctx context.Context) error {
 }
 
 func (a *Appliance) startNATS() error {
-	var remotes []*url.URL
-	for _, s := range a.cfg.NATS.GatewayURLs {
-		u, err := parseLeafURL(s)
-		if err != nil {
-			return fmt.Errorf("parse gateway URL %q: %w", s, err)
-		}
-		remotes = append(remotes, u)
+	// Gateway URLs with the link's TLS and credentials (leaflink.go).
+	remotes, link, err := a.cfg.NATS.leafLink()
+	if err != nil {
+		return err
 	}
 	ns, err := natsembed.Start(natsembed.Options{
 		Name:        a.cfg.NATS.Name,
 		Domain:      a.cfg.NATS.Domain,
 		StoreDir:    filepath.Join(a.cfg.StateDir, "jetstream"),
+		MaxStore:    a.cfg.NATS.MaxStore,
 		ClientPort:  a.cfg.NATS.ClientPort,
 		LeafRemotes: remotes,
+		Link:        link,
+		Cluster:     a.cfg.Cluster.NATSOptions(),
 	}, a.logger)
 	if err != nil {
 		return err
@@ -147,19 +154,35 @@ func (a *Appliance) startNATS() error {
 }
 
 func (a *Appliance) setupStreams(ctx context.Context) (jetstream.KeyValue, error) {
+	if err := natsembed.WaitJetStream(ctx, a.js); err != nil {
+		return nil, err
+	}
+	replicas := a.cfg.Cluster.StreamReplicas()
 	configs := []jetstream.StreamConfig{
 		streams.SiteVisitsConfig(a.cfg.NATS.Tail),
 		streams.SiteReceiptsConfig(30 * 24 * time.Hour),
 		streams.SiteDeadLettersConfig(),
 	}
 	for _, cfg := range configs {
-		if _, err := a.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		cfg.Replicas = replicas
+		err := natsembed.Retry(ctx, "create stream "+cfg.Name, func(ctx context.Context) error {
+			_, err := a.js.CreateOrUpdateStream(ctx, cfg)
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-	kv, err := a.js.CreateOrUpdateKeyValue(ctx, streams.SiteDirectoryConfig())
+	directory := streams.SiteDirectoryConfig()
+	directory.Replicas = replicas
+	var kv jetstream.KeyValue
+	err := natsembed.Retry(ctx, "create directory bucket", func(ctx context.Context) error {
+		var err error
+		kv, err = a.js.CreateOrUpdateKeyValue(ctx, directory)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("create directory bucket: %w", err)
+		return nil, err
 	}
 	return kv, nil
 }
@@ -173,11 +196,11 @@ func (a *Appliance) Shutdown(ctx context.Context) error {
 }
 
 func (a *Appliance) stop(ctx context.Context) error {
+	errs := []error{a.stopStatus(ctx)}
 	if a.cancel != nil {
 		a.cancel()
 	}
 	a.wg.Wait()
-	var errs []error
 	if a.nc != nil {
 		a.nc.Close()
 	}

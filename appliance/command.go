@@ -23,8 +23,10 @@ const usage = `usage: visitrelay-appliance COMMAND [-config FILE] [ARGS]
 
 commands:
   run                                  run the appliance (the default)
-  check-config                         validate the config file
+  check-config                         validate the config file and test the database and the link
+  db init [-apply]                     print (or run) the SQL of the owner and runtime roles
   db migrate                           apply pending database migrations
+  leaf-keygen FILE                     write a new nkey seed for the link and print its public key
   import clients|devices|users FILE    import a CSV file; a bad row rejects the file
   user add USERNAME -id ID -name NAME  add a salesman; password from -password-file or stdin
   user passwd USERNAME                 set a new password; old tokens stop working
@@ -34,7 +36,8 @@ commands:
   deadletters show VISIT_ID            show one dead letter with its visit
   deadletters replay VISIT_ID|-all     commit dead letters again, once the cause is fixed
   deadletters discard VISIT_ID -reason TEXT
-                                       drop a dead letter, recorded in discarded_visits`
+                                       drop a dead letter, recorded in discarded_visits
+  trace [-json] VISIT_ID               show where a visit is: cloud, on-prem, database or dead letters`
 
 // IO is where a command reads and writes.
 type IO struct {
@@ -55,8 +58,25 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	passwordFile := fs.String("password-file", "", "file whose first line is the password (user add, user passwd)")
 	all := fs.Bool("all", false, "replay every dead letter (deadletters replay)")
 	reason := fs.String("reason", "", "why a dead letter is discarded (deadletters discard)")
-	if err := fs.Parse(args); err != nil {
+	asJSON := fs.Bool("json", false, "print the trace as JSON (trace)")
+	dbInit := addDBInitFlags(fs) // dbinit_command.go
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
 		return err
+	}
+	// leaf-keygen runs before the config loads: the config names the seed
+	// file that it creates (leaflink.go).
+	if command == "leaf-keygen" {
+		if len(positional) != 1 {
+			return fmt.Errorf("leaf-keygen: name the seed file to create, such as /etc/visitrelay/leaf.nk\n%s", usage)
+		}
+		public, err := writeLeafKey(positional[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Stdout, "%s\n", public)
+		fmt.Fprintf(stdio.Stderr, "seed written to %s; list the public key above under the site in the gateway's nats.sites\n", positional[0])
+		return nil
 	}
 	cfg, err := LoadConfig(*configPath)
 	if err != nil {
@@ -67,16 +87,22 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	case "run":
 		return serve(ctx, cfg, stdio.Stderr)
 	case "check-config":
-		fmt.Fprintf(stdio.Stdout, "config %s is valid\n", *configPath)
-		return nil
+		return checkConfig(ctx, cfg, *configPath, stdio.Stdout) // checkconfig.go
+	case "db init":
+		return runDBInit(ctx, cfg, dbInit, stdio)
+	}
+	if command == "trace" {
+		return withPool(ctx, cfg, func(pool *pgxpool.Pool) error {
+			return runTrace(ctx, cfg, pool, positional, *asJSON, stdio.Stdout)
+		})
 	}
 	if strings.HasPrefix(command, "deadletters") {
 		return withPool(ctx, cfg, func(pool *pgxpool.Pool) error {
-			return runDeadLetters(ctx, cfg, pool, command, fs.Args(), *all, *reason, stdio.Stdout)
+			return runDeadLetters(ctx, cfg, pool, command, positional, *all, *reason, stdio.Stdout)
 		})
 	}
 	return withPool(ctx, cfg, func(pool *pgxpool.Pool) error {
-		return runAdmin(ctx, pool, command, fs.Args(), adminFlags{id: *id, name: *name, passwordFile: *passwordFile}, stdio)
+		return runAdmin(ctx, pool, command, positional, adminFlags{id: *id, name: *name, passwordFile: *passwordFile}, stdio)
 	})
 }
 
@@ -207,7 +233,10 @@ func serve(ctx context.Context, cfg Config, logOutput io.Writer) error {
 	if err := a.Start(startCtx); err != nil {
 		return fmt.Errorf("start appliance: %w", err)
 	}
+	// READY=1 once the database answers, and watchdog pings (systemd.go).
+	go a.notifySystemd(ctx)
 	<-ctx.Done()
+	a.notifyStopping()
 	stopCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
 	return a.Shutdown(stopCtx)
@@ -282,4 +311,21 @@ func replayAll(ctx context.Context, dls *DeadLetters, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "replayed %d of %d dead letters\n", stored, len(list))
 	return errors.Join(errs...)
+}
+
+// parseInterleaved parses flags that stand before, between or after the
+// positional arguments, as in "user add anna.berger -id 23", and returns
+// the positional ones. The flag package alone stops at the first of them.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"flag"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -30,5 +31,21 @@ func TestSplitCommand(t *testing.T) {
 				t.Errorf("leftover args (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestParseInterleavedFlags(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	id := fs.String("id", "", "")
+	name := fs.String("name", "", "")
+	positional, err := parseInterleaved(fs, []string{"anna.berger", "-id", "23", "-name", "Anna Berger", "extra"})
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if *id != "23" || *name != "Anna Berger" {
+		t.Errorf("flags after a positional argument not parsed: id %q, name %q", *id, *name)
+	}
+	if diff := cmp.Diff([]string{"anna.berger", "extra"}, positional); diff != "" {
+		t.Errorf("positional (-want +got):\n%s", diff)
 	}
 }

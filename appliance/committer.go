@@ -34,6 +34,10 @@ type committer struct {
 	deadLetters atomic.Int64
 	lastCommit  atomic.Int64 // unix nanoseconds
 	dbDownSince atomic.Int64 // unix nanoseconds; 0 while the database answers
+
+	// For the status page and /metrics (metrics.go).
+	redeliveries atomic.Int64
+	metrics      *commitMetrics
 }
 
 // consumerConfig keeps MaxAckPending above the batch size and AckWait above
@@ -52,12 +56,21 @@ func consumerConfig(cfg CommitterConfig) jetstream.ConsumerConfig {
 
 // run fetches and commits batches until ctx ends.
 func (c *committer) run(ctx context.Context) {
+	failures := 0
 	for ctx.Err() == nil {
 		msgs, err := c.fetch()
 		if err != nil {
-			c.logger.Warn("fetch visits failed; retrying", "consumer", streams.Committer, "error", err)
+			// Log the first failure and then one a minute, not one a second.
+			if failures%60 == 0 {
+				c.logger.Warn("fetch visits failed; retrying every second", "consumer", streams.Committer, "failures", failures+1, "error", err)
+			}
+			failures++
 			sleep(ctx, time.Second)
 			continue
+		}
+		if failures > 0 {
+			c.logger.Info("fetch visits works again", "consumer", streams.Committer, "failures", failures)
+			failures = 0
 		}
 		if len(msgs) > 0 {
 			c.handle(ctx, msgs)
@@ -99,6 +112,7 @@ func (c *committer) handle(ctx context.Context, msgs []jetstream.Msg) {
 	items := make([]*pending, 0, len(msgs))
 	byItem := make(map[*pending]jetstream.Msg, len(msgs))
 	for _, msg := range msgs {
+		c.noteDelivery(msg)
 		p, err := decodePending(msg)
 		if err != nil {
 			c.deadLetter(ctx, msg, fmt.Sprintf("undecodable message: %v", err))
@@ -173,7 +187,9 @@ func (c *committer) commitWaiting(ctx context.Context, items []*pending, byItem 
 	delay := 250 * time.Millisecond
 	for {
 		txCtx, cancel := context.WithTimeout(ctx, c.cfg.AckWait/2)
+		start := time.Now()
 		err := commitVisits(txCtx, c.pool, items)
+		c.metrics.observeCommit(time.Since(start), err)
 		cancel()
 		if err == nil {
 			c.markDatabaseUp()

@@ -2,9 +2,8 @@ package appliance
 
 import (
 	"fmt"
+	"net"
 	"net/url"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/visitrelay/visitrelay/internal/config"
@@ -21,7 +20,22 @@ type Config struct {
 	Database  DatabaseConfig  `yaml:"database"`
 	NATS      NATSConfig      `yaml:"nats"`
 	Committer CommitterConfig `yaml:"committer"`
+	Status    StatusConfig    `yaml:"status"`
 	Log       config.Log      `yaml:"log"`
+	// Cluster joins appliance nodes into one NATS cluster for on-prem high
+	// availability; see configs/appliance.yaml.
+	Cluster config.Cluster `yaml:"cluster"`
+}
+
+// StatusConfig sets up the HTTP listener of the status page, /status.json,
+// /metrics, /healthz and /readyz.
+type StatusConfig struct {
+	// Listen is the listener's HOST:PORT. Default 127.0.0.1:8090, which
+	// only this machine reaches. Set a LAN address here, such as
+	// 192.168.1.20:8090 or 0.0.0.0:8090, to open the page from ops' desks
+	// and phones. The page has no login, so keep it off the internet. An
+	// empty value turns the listener off.
+	Listen string `yaml:"listen"`
 }
 
 // DatabaseConfig says how to reach the customer's PostgreSQL.
@@ -51,6 +65,24 @@ type NATSConfig struct {
 	// Tail is how long committed visits stay in the on-prem stream, for
 	// replays and to keep the source position. Default 168h (7 days).
 	Tail time.Duration `yaml:"tail"`
+	// Leafnode link security (leaflink.go). LeafCAFile is a PEM file of
+	// the CA that signed the gateway's leafnode certificate, or the
+	// gateway's self-signed certificate itself; empty trusts the system's
+	// roots. TLS is used when a URL's scheme is tls or wss, or when
+	// LeafCAFile is set.
+	LeafCAFile string `yaml:"leafCAFile"`
+	// LeafSeedFile holds this site's nkey seed (from visitrelay-appliance
+	// leaf-keygen); the gateway lists its public key. Either this or
+	// LeafPasswordFile, matching the gateway's nats.sites entry.
+	LeafSeedFile string `yaml:"leafSeedFile"`
+	// LeafPasswordFile holds this site's password; the user name is Domain.
+	LeafPasswordFile string `yaml:"leafPasswordFile"`
+	// LeafProxy is an HTTP proxy URL, such as http://proxy.example.com:3128,
+	// that the link is dialed through. Default empty: dial directly.
+	LeafProxy string `yaml:"leafProxy"`
+	// MaxStore caps the JetStream store in bytes. When it is full, new
+	// visits wait in the cloud until space returns. Default 0 (no cap).
+	MaxStore int64 `yaml:"maxStore"`
 }
 
 // CommitterConfig tunes the committer.
@@ -79,6 +111,7 @@ func DefaultConfig() Config {
 			Tail:       7 * 24 * time.Hour,
 		},
 		Committer: CommitterConfig{BatchSize: 100, AckWait: 60 * time.Second, MaxAttempts: 5},
+		Status:    StatusConfig{Listen: "127.0.0.1:8090"},
 		Log:       config.Log{Level: "info", Format: "text"},
 	}
 }
@@ -109,6 +142,10 @@ func (c Config) Validate() error {
 			p.Add(fmt.Sprintf("nats.gatewayURLs[%d]", i), u, err.Error())
 		}
 	}
+	if c.NATS.MaxStore < 0 {
+		p.Add("nats.maxStore", c.NATS.MaxStore, "must be 0 (no cap) or a number of bytes")
+	}
+	c.NATS.validateLink(&p) // leaflink.go
 	if c.NATS.Tail < time.Hour {
 		p.Add("nats.tail", c.NATS.Tail, "must be at least 1h")
 	}
@@ -121,6 +158,12 @@ func (c Config) Validate() error {
 	if c.Committer.MaxAttempts < 1 {
 		p.Add("committer.maxAttempts", c.Committer.MaxAttempts, "must be at least 1")
 	}
+	if c.Status.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Status.Listen); err != nil {
+			p.Add("status.listen", c.Status.Listen, "must be HOST:PORT, such as 127.0.0.1:8090 or 0.0.0.0:8090, or empty to turn the status listener off")
+		}
+	}
+	c.Cluster.Validate(&p, "cluster")
 	c.Log.Validate(&p)
 	return p.Err()
 }
@@ -147,14 +190,16 @@ func (c DatabaseConfig) databaseURL() (string, error) {
 	if c.PasswordFile == "" {
 		return c.URL, nil
 	}
-	data, err := os.ReadFile(c.PasswordFile)
+	// ReadSecret also resolves $CREDENTIALS_DIRECTORY/NAME, a systemd
+	// credential.
+	password, err := config.ReadSecret("database.passwordFile", c.PasswordFile)
 	if err != nil {
-		return "", fmt.Errorf("read database.passwordFile: %w", err)
+		return "", err
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return "", fmt.Errorf("parse database.url: %w", err)
 	}
-	u.User = url.UserPassword(u.User.Username(), strings.TrimSpace(string(data)))
+	u.User = url.UserPassword(u.User.Username(), password)
 	return u.String(), nil
 }

@@ -29,6 +29,8 @@ type publisher struct {
 	pool   *pgxpool.Pool
 	kv     jetstream.KeyValue
 	logger *slog.Logger
+
+	failing bool // set once a failure is logged, so that repeats go to debug level
 }
 
 // run syncs at start, on every notification and every resyncInterval,
@@ -39,7 +41,13 @@ func (p *publisher) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		p.logger.Warn("directory publisher interrupted; retrying in 5s", "error", err)
+		// An outage logs once at warn level, and its repeats at debug level.
+		if !p.failing {
+			p.logger.Warn("directory publisher interrupted; retrying every 5s", "error", err)
+		} else {
+			p.logger.Debug("directory publisher still interrupted", "error", err)
+		}
+		p.failing = true
 		sleep(ctx, 5*time.Second)
 	}
 }
@@ -102,6 +110,10 @@ func (p *publisher) sync(ctx context.Context) error {
 	}
 	if puts+deletes > 0 {
 		p.logger.Info("directory published", "entries", len(desired), "changed", puts, "deleted", deletes)
+	}
+	if p.failing {
+		p.logger.Info("directory publisher resumed")
+		p.failing = false
 	}
 	return nil
 }

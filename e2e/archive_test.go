@@ -72,7 +72,7 @@ func TestArchiveReplayAfterRestore(t *testing.T) {
 	if result.Inserted != 10 || result.Rejected != 0 || result.Damaged != 0 {
 		t.Errorf("replay result %+v, want 10 inserted and no problems", result)
 	}
-	if diff := cmp.Diff(sortedIDs(posted), storedIDs(t, e)); diff != "" {
+	if diff := cmp.Diff(sortedIDs(posted), storedVisitIDs(t, e)); diff != "" {
 		t.Errorf("stored visit ids differ from the posted ones (-want +got):\n%s", diff)
 	}
 
@@ -110,7 +110,7 @@ func countArchived(t *testing.T, files []string) int {
 	return len(seen)
 }
 
-func storedIDs(t *testing.T, e *relaytest.Env) []string {
+func storedVisitIDs(t *testing.T, e *relaytest.Env) []string {
 	t.Helper()
 	rows, err := e.Pool.Query(context.Background(), "SELECT visit_id::text FROM visits ORDER BY visit_id")
 	if err != nil {

@@ -9,12 +9,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/visitrelay/visitrelay/internal/archive"
+	"github.com/visitrelay/visitrelay/internal/natsembed"
 	"github.com/visitrelay/visitrelay/internal/streams"
 	"github.com/visitrelay/visitrelay/internal/visit"
 )
 
-// archiverConsumer is the durable consumer that copies every accepted visit
-// into the day files of the archive.
+// archiverConsumer prefixes the durable consumer, one per node, that copies
+// every accepted visit into the day files of the archive.
 const archiverConsumer = "archiver"
 
 // archiver appends every visit of the cloud stream to the archive. It acks
@@ -28,14 +29,20 @@ type archiver struct {
 	pruned   time.Time
 }
 
-func newArchiver(ctx context.Context, js jetstream.JetStream, cfg ArchiveConfig, logger *slog.Logger) (*archiver, error) {
-	consumer, err := js.CreateOrUpdateConsumer(ctx, streams.Visits, jetstream.ConsumerConfig{
-		Durable:       archiverConsumer,
+func newArchiver(ctx context.Context, js jetstream.JetStream, name string, cfg ArchiveConfig, logger *slog.Logger) (*archiver, error) {
+	cfgConsumer := jetstream.ConsumerConfig{
+		Durable:       name,
 		Description:   "copies accepted visits into the daily archive files",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Minute,
 		MaxAckPending: 2000,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	var consumer jetstream.Consumer
+	err := natsembed.Retry(ctx, "create consumer "+name, func(ctx context.Context) error {
+		var err error
+		consumer, err = js.CreateOrUpdateConsumer(ctx, streams.Visits, cfgConsumer)
+		return err
 	})
 	if err != nil {
 		return nil, err

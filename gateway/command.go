@@ -16,7 +16,9 @@ import (
 const DefaultConfigPath = "/etc/visitrelay/gateway.yaml"
 
 // Run is the visitrelay-gateway command line: "run" (the default) serves
-// until ctx ends; "check-config" validates the config file and exits.
+// until ctx ends; "check-config" validates the config file, tests the
+// certificates, state directory and listen addresses, and exits;
+// "hash-password" prints the bcrypt hash of a site password read from stdin.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	command := "run"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
@@ -28,6 +30,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// hash-password needs no config: the hash goes into it (systemd.go).
+	if command == "hash-password" {
+		return hashPassword(os.Stdin, stdout)
+	}
 
 	cfg, err := LoadConfig(*configPath)
 	if err != nil {
@@ -37,10 +43,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "run":
 		return serve(ctx, cfg, stderr)
 	case "check-config":
-		fmt.Fprintf(stdout, "config %s is valid\n", *configPath)
-		return nil
+		return checkConfig(cfg, *configPath, stdout) // checkconfig.go
 	}
-	return fmt.Errorf("unknown command %q; use run or check-config", command)
+	return fmt.Errorf("unknown command %q; use run, check-config or hash-password", command)
 }
 
 // LoadConfig reads and validates a gateway config file. VISITRELAY_STATE_DIR
@@ -70,12 +75,15 @@ func serve(ctx context.Context, cfg Config, logOutput io.Writer) error {
 	if err := g.Start(startCtx); err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
+	// READY=1 and watchdog pings for a Type=notify unit (systemd.go).
+	g.notifySystemd(ctx)
 
 	var served error
 	select {
 	case <-ctx.Done():
 	case served = <-g.Done():
 	}
+	g.notifyStopping()
 	stopCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
 	return errors.Join(served, g.Shutdown(stopCtx))

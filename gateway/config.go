@@ -23,7 +23,23 @@ type Config struct {
 	Visits   VisitsConfig  `yaml:"visits"`
 	Auth     AuthConfig    `yaml:"auth"`
 	Archive  ArchiveConfig `yaml:"archive"`
-	Log      config.Log    `yaml:"log"`
+	// TLS sets up HTTPS for the API and the page (tlsconfig.go).
+	TLS    TLSConfig    `yaml:"tls"`
+	Status StatusConfig `yaml:"status"`
+	Log    config.Log   `yaml:"log"`
+	// Cluster joins gateway nodes into one NATS cluster; see configs/gateway.yaml.
+	Cluster config.Cluster `yaml:"cluster"`
+}
+
+// StatusConfig guards the status page, /status.json and /metrics, which
+// are served on the listen address with the API.
+type StatusConfig struct {
+	// AdminTokenFile holds the admin token that opens them: HTTP basic
+	// auth with any user name and the token as password, or
+	// "Authorization: Bearer TOKEN". The file is created with a random
+	// token at first start when missing. VISITRELAY_ADMIN_TOKEN overrides
+	// it. Default STATEDIR/admin.token.
+	AdminTokenFile string `yaml:"adminTokenFile"`
 }
 
 // ArchiveConfig sets up the archive of accepted visits.
@@ -50,6 +66,16 @@ type NATSConfig struct {
 	SiteDomain string `yaml:"siteDomain"`
 	// MaxStore caps the JetStream store in bytes. Default 0 (no cap).
 	MaxStore int64 `yaml:"maxStore"`
+	// LeafTLS sets up TLS on the leafnode listeners (leafauth.go).
+	LeafTLS LeafTLSConfig `yaml:"leafTLS"`
+	// LeafWebsocketListen is a HOST:PORT where appliances may open the
+	// leafnode link over websocket, such as 0.0.0.0:7443, for sites whose
+	// firewall lets only HTTPS out. TLS as in LeafTLS. Default empty: none.
+	LeafWebsocketListen string `yaml:"leafWebsocketListen"`
+	// Sites are the sites allowed to open a leafnode link, each with its
+	// credentials. Default empty: any leafnode may connect without
+	// credentials, which suits tests and a gateway on a private network only.
+	Sites []SiteConfig `yaml:"sites"`
 }
 
 // VisitsConfig sets up the cloud visit stream.
@@ -84,6 +110,7 @@ func DefaultConfig() Config {
 			ClientPort: -1,
 			LeafListen: "0.0.0.0:7422",
 			SiteDomain: "onprem",
+			LeafTLS:    LeafTLSConfig{Mode: LeafTLSOff},
 		},
 		Visits: VisitsConfig{
 			Retention:      30 * 24 * time.Hour,
@@ -92,6 +119,7 @@ func DefaultConfig() Config {
 		},
 		Auth:    AuthConfig{TokenTTL: 12 * time.Hour},
 		Archive: ArchiveConfig{Enabled: true, Keep: 90 * 24 * time.Hour},
+		TLS:     defaultTLSConfig(),
 		Log:     config.Log{Level: "info", Format: "text"},
 	}
 }
@@ -127,6 +155,13 @@ func (c Config) Validate() error {
 	if c.Archive.Enabled && c.Archive.Keep < 24*time.Hour {
 		p.Add("archive.keep", c.Archive.Keep, "must be at least 24h")
 	}
+	// TLS and the leafnode link: tlsconfig.go and leafauth.go.
+	c.TLS.validate(&p)
+	c.validateLeaf(&p)
+	if !visit.IsToken(c.NATS.Name) {
+		p.Add("nats.name", c.NATS.Name, "must be a name of letters, digits, '-' and '_', unique per node")
+	}
+	c.Cluster.Validate(&p, "cluster")
 	c.Log.Validate(&p)
 	return p.Err()
 }
@@ -142,6 +177,13 @@ func (c Config) keyFile() string {
 		return c.Auth.KeyFile
 	}
 	return filepath.Join(c.StateDir, "token.key")
+}
+
+func (c Config) adminTokenFile() string {
+	if c.Status.AdminTokenFile != "" {
+		return c.Status.AdminTokenFile
+	}
+	return filepath.Join(c.StateDir, "admin.token")
 }
 
 func (c Config) archiveDir() string {

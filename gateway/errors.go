@@ -20,6 +20,7 @@ var (
 	ErrUnavailable    = errors.New("visit stream unavailable")
 	ErrBadRequest     = errors.New("bad request")
 	ErrNotJSON        = errors.New("body is not JSON")
+	ErrAdminRequired  = errors.New("missing or wrong admin token")
 )
 
 // publicError is what a client sees for an error.
@@ -39,6 +40,7 @@ var publicErrors = map[error]publicError{
 	ErrUnavailable:    {fiber.StatusServiceUnavailable, "unavailable", "the gateway cannot store visits right now; keep the visit and retry with the same visitId", 30},
 	ErrBadRequest:     {fiber.StatusBadRequest, "bad_request", "the request is malformed", 0},
 	ErrNotJSON:        {fiber.StatusUnsupportedMediaType, "not_json", "send the body as JSON with Content-Type: application/json", 0},
+	ErrAdminRequired:  {fiber.StatusUnauthorized, "admin_required", "this page needs the gateway's admin token: any user name, the token as password", 0},
 }
 
 type errorBody struct {

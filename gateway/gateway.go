@@ -11,6 +11,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -39,9 +40,19 @@ type Gateway struct {
 	signer   tokenSigner
 	throttle *loginThrottle
 	app      *fiber.App
+	conns    *connTracker
 	listener net.Listener
 	cancel   context.CancelFunc
 	served   chan error
+
+	// HTTPS and leafnode link security, set up by setupTLS (tls.go): the
+	// certificate source (nil in tls.mode off), the link's TLS and site
+	// credentials, and the renewal timing that tests shorten.
+	tls     *tlsService
+	link    natsembed.LinkOptions
+	renewal *renewalTiming
+
+	statusParts // status page, /metrics and heartbeats (status_server.go)
 }
 
 // New returns a gateway for a validated config.
@@ -72,6 +83,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	}
 	g.signer = tokenSigner{key: key}
 
+	if err := g.setupTLS(); err != nil {
+		return err
+	}
+	undo = append(undo, func() { _ = g.tls.shutdown(context.Background()) })
+
 	if err := g.startNATS(); err != nil {
 		return err
 	}
@@ -81,6 +97,9 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	g.cancel = cancel
 	undo = append(undo, cancel)
 	if err := g.setupStreams(ctx, runCtx); err != nil {
+		return err
+	}
+	if err := g.startStatus(runCtx); err != nil {
 		return err
 	}
 
@@ -100,6 +119,8 @@ func (g *Gateway) startNATS() error {
 		ClientPort: g.cfg.NATS.ClientPort,
 		LeafHost:   leafHost,
 		LeafPort:   leafPort,
+		Link:       g.link, // leafnode TLS and site credentials (leafauth.go)
+		Cluster:    g.cfg.Cluster.NATSOptions(),
 	}, g.logger)
 	if err != nil {
 		return err
@@ -119,83 +140,6 @@ func (g *Gateway) startNATS() error {
 	return nil
 }
 
-// setupStreams creates or updates the cloud visit stream and starts the
-// streams that source from the site. runCtx lives until Shutdown.
-func (g *Gateway) setupStreams(ctx, runCtx context.Context) error {
-	var err error
-	g.visits, err = g.js.CreateOrUpdateStream(ctx, streams.CloudVisitsConfig(g.cfg.Visits.Retention, g.cfg.Visits.MaxBytes))
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", streams.Visits, err)
-	}
-
-	// A gateway that already has a copy of the directory serves logins from
-	// it at once, even while the site is offline.
-	kv, err := g.js.KeyValue(ctx, streams.Directory)
-	if err == nil {
-		if err := g.dir.Watch(runCtx, kv); err != nil {
-			return fmt.Errorf("load directory mirror: %w", err)
-		}
-	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return fmt.Errorf("open directory mirror: %w", err)
-	}
-	go g.setupSiteStreams(runCtx, kv == nil)
-
-	if g.cfg.Archive.Enabled {
-		archiveCfg := g.cfg.Archive
-		archiveCfg.Dir = g.cfg.archiveDir()
-		arch, err := newArchiver(ctx, g.js, archiveCfg, g.logger.With("component", "archive"))
-		if err != nil {
-			return fmt.Errorf("create consumer %s: %w", archiverConsumer, err)
-		}
-		go arch.run(runCtx)
-	}
-	return nil
-}
-
-// setupSiteStreams creates the streams that source from the site once the
-// first leafnode link is up. The server sends a new source's first request
-// at once and waits 30 seconds for an answer (nats-server v2.15.3), so a
-// source created before any site is connected would start that much later.
-func (g *Gateway) setupSiteStreams(ctx context.Context, watch bool) {
-	for !g.ns.LeafConnected() {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	for ctx.Err() == nil {
-		err := g.createSiteStreams(ctx, watch)
-		if err == nil {
-			return
-		}
-		g.logger.Error("create site streams failed; retrying in 5s", "site_domain", g.cfg.NATS.SiteDomain, "error", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(5 * time.Second):
-		}
-	}
-}
-
-func (g *Gateway) createSiteStreams(ctx context.Context, watch bool) error {
-	_, err := g.js.CreateOrUpdateStream(ctx, streams.CloudReceiptsConfig(g.cfg.NATS.SiteDomain, g.cfg.Visits.Retention))
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", streams.Receipts, err)
-	}
-	kv, err := g.js.CreateOrUpdateKeyValue(ctx, streams.CloudDirectoryConfig(g.cfg.NATS.SiteDomain))
-	if err != nil {
-		return fmt.Errorf("create directory mirror: %w", err)
-	}
-	if !watch {
-		return nil
-	}
-	if err := g.dir.Watch(ctx, kv); err != nil {
-		return fmt.Errorf("load directory mirror: %w", err)
-	}
-	g.logger.Info("site streams created", "site_domain", g.cfg.NATS.SiteDomain)
-	return nil
-}
-
 func (g *Gateway) startHTTP() error {
 	g.app = g.newApp()
 	ln, err := net.Listen("tcp", g.cfg.Listen)
@@ -203,14 +147,21 @@ func (g *Gateway) startHTTP() error {
 		return fmt.Errorf("listen on %s: %w; set listen to a free address", g.cfg.Listen, err)
 	}
 	g.listener = ln
+	// HTTPS and the HTTP redirect listener, unless tls.mode is off (tls.go).
+	if ln, err = g.wrapTLS(ln); err != nil {
+		g.listener.Close()
+		return err
+	}
+	g.conns = newConnTracker()
+	ln = g.conns.wrap(ln)
 	g.served = make(chan error, 1)
 	go func() { g.served <- g.app.Listener(ln) }()
-	g.logger.Info("gateway started", "http", "http://"+ln.Addr().String(), "leafnode_port", g.LeafPort())
+	g.logger.Info("gateway started", "http", g.URL(), "leafnode_port", g.LeafPort())
 	return nil
 }
 
 func (g *Gateway) newApp() *fiber.App {
-	app := fiber.New(fiber.Config{
+	fiberConfig := fiber.Config{
 		AppName:               "visitrelay-gateway",
 		BodyLimit:             maxBody,
 		ErrorHandler:          handleError(g.logger),
@@ -218,16 +169,21 @@ func (g *Gateway) newApp() *fiber.App {
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
-	})
+	}
+	// Forwarded headers count only from tls.trustedProxies (tls.go).
+	g.cfg.TLS.applyProxyTrust(&fiberConfig)
+	app := fiber.New(fiberConfig)
 	app.Use(requestid.New())
 	app.Get("/healthz", g.healthz)
 	app.Get("/readyz", g.readyz)
+	g.statusRoutes(app)
+	salesmanPage.mount(app)
 
 	api := app.Group("/api/v1")
-	api.Post("/login", g.login)
+	api.Post("/login", g.countLogin, g.login)
 	api.Use(g.authenticate)
 	api.Get("/lookups", g.lookups)
-	api.Post("/visits", g.postVisit)
+	api.Post("/visits", g.countPost, g.postVisit)
 	api.Get("/visits", g.listVisits)
 	return app
 }
@@ -244,7 +200,7 @@ func (g *Gateway) lookups(c *fiber.Ctx) error {
 }
 
 func (g *Gateway) healthz(c *fiber.Ctx) error {
-	if !g.ns.Running() {
+	if !g.ns.Running() || !g.nc.IsConnected() {
 		return c.Status(fiber.StatusServiceUnavailable).SendString("nats server not running\n")
 	}
 	return c.SendString("ok\n")
@@ -257,6 +213,9 @@ func (g *Gateway) readyz(c *fiber.Ctx) error {
 	defer cancel()
 	if _, err := g.visits.Info(ctx); err != nil {
 		return c.Status(fiber.StatusServiceUnavailable).SendString("visit stream not available: " + err.Error() + "\n")
+	}
+	if problems := g.readinessProblems(); len(problems) > 0 {
+		return c.Status(fiber.StatusServiceUnavailable).SendString("not ready: " + strings.Join(problems, "; ") + "\n")
 	}
 	users, clients, devices := g.dir.Counts()
 	return c.SendString(fmt.Sprintf("ready: directory has %d users, %d clinics, %d devices\n", users, clients, devices))
@@ -294,10 +253,15 @@ func (g *Gateway) StreamInfo(ctx context.Context, domain, name string) (*jetstre
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var errs []error
 	if g.app != nil {
-		if err := g.app.ShutdownWithContext(ctx); err != nil {
+		stopped := make(chan struct{})
+		go g.conns.closeUnusedUntil(stopped)
+		err := g.app.ShutdownWithContext(ctx)
+		close(stopped)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("stop http server: %w", err))
 		}
 	}
+	errs = append(errs, g.tls.shutdown(ctx))
 	if g.cancel != nil {
 		g.cancel()
 	}

@@ -85,7 +85,24 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create token key directory: %w", err)
 	}
-	if err := os.WriteFile(path, key, 0o600); err != nil {
+	// Write a temporary file and link it into place, so that nodes sharing
+	// the file never read a half-written key, and a node that loses the race
+	// to create it reads the winner's key.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".token.key-*")
+	if err != nil {
+		return nil, fmt.Errorf("write token key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(key); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("write token key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("write token key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		return loadOrCreateKey(path)
+	} else if err != nil {
 		return nil, fmt.Errorf("write token key: %w", err)
 	}
 	return key, nil

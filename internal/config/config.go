@@ -26,7 +26,8 @@ func Load(path string, dst any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(dst); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("parse config file %s: %w", path, err)
+		// Unknown keys get the list of allowed keys (keys.go).
+		return fmt.Errorf("parse config file %s: %w", path, explainUnknownKeys(err, dst))
 	}
 	return nil
 }

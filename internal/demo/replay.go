@@ -63,7 +63,13 @@ func replay(ctx context.Context, o Options, sys *system, stdout io.Writer, logge
 	}
 	fmt.Fprintf(stdout, "database: %d visit rows, %d with the same salesman, clinic and time as another\n", rows, contentDuplicates)
 	fmt.Fprintf(stdout, "page: %s/\n", sys.gatewayURL)
+	fmt.Fprintf(stdout, "status: %s/\n", sys.statusURL)
+	fmt.Fprintf(stdout, "gateway-status: %s/status\n", sys.gatewayURL)
 	fmt.Fprintf(stdout, "login: %s %s\n", username, password)
+	// The gateway writes its admin token at first start; any user name goes with it.
+	if token, err := os.ReadFile(filepath.Join(sys.dir, "gateway", "admin.token")); err == nil {
+		fmt.Fprintf(stdout, "status-login: admin %s\n", strings.TrimSpace(string(token)))
+	}
 	fmt.Fprintf(stdout, "psql: psql %q -c 'SELECT * FROM visits ORDER BY committed_at DESC LIMIT 5'\n", sys.dsn)
 
 	duplicates := report.Duplicates + contentDuplicates

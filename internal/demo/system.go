@@ -18,6 +18,7 @@ type system struct {
 	dir           string
 	dsn           string
 	gatewayURL    string
+	statusURL     string // the appliance's status page
 	applianceArgs []string
 	procs         []*exec.Cmd
 	exited        chan error
@@ -32,10 +33,14 @@ func startSystem(ctx context.Context, o Options, dir, dsn string, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
-	s := &system{dir: dir, dsn: dsn, gatewayURL: "http://" + listen, exited: make(chan error, 2)}
+	status, err := freeAddress("127.0.0.1:8090")
+	if err != nil {
+		return nil, err
+	}
+	s := &system{dir: dir, dsn: dsn, gatewayURL: "http://" + listen, statusURL: "http://" + status, exited: make(chan error, 2)}
 	gatewayConfig := filepath.Join(dir, "gateway.yaml")
 	applianceConfig := filepath.Join(dir, "appliance.yaml")
-	if err := writeConfigs(dir, listen, leaf, dsn); err != nil {
+	if err := writeConfigs(dir, listen, leaf, status, dsn); err != nil {
 		return nil, err
 	}
 	s.applianceArgs = []string{"-config", applianceConfig}
@@ -144,7 +149,7 @@ func (s *system) stop(logger *slog.Logger) {
 	}
 }
 
-func writeConfigs(dir, listen, leaf, dsn string) error {
+func writeConfigs(dir, listen, leaf, status, dsn string) error {
 	gateway := fmt.Sprintf(`version: 1
 listen: %q
 stateDir: %q
@@ -157,7 +162,9 @@ database:
   url: %q
 nats:
   gatewayURLs: [%q]
-`, filepath.Join(dir, "appliance"), dsn, "nats-leaf://"+leaf)
+status:
+  listen: %q
+`, filepath.Join(dir, "appliance"), dsn, "nats-leaf://"+leaf, status)
 	if err := os.WriteFile(filepath.Join(dir, "gateway.yaml"), []byte(gateway), 0o600); err != nil {
 		return fmt.Errorf("write gateway config: %w", err)
 	}

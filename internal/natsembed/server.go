@@ -35,8 +35,15 @@ type Options struct {
 	// the link). LeafPort 0 opens none.
 	LeafHost string
 	LeafPort int
-	// LeafRemotes are the hub URLs to dial (the appliance's side of the link).
+	// LeafRemotes are the hub URLs to dial (the appliance's side of the
+	// link): the nodes of one gateway, tried in turn.
+	// A URL's user and password, if any, are sent as leafnode credentials.
 	LeafRemotes []*url.URL
+	// Link security, both sides: TLS, credentials, websocket and proxy
+	// settings for the leafnode link. Applied in link.go.
+	Link LinkOptions
+	// Cluster, when set, joins a cluster of nodes of the same side.
+	Cluster *ClusterOptions
 	// ReadyTimeout bounds how long Start waits for the server to accept
 	// connections. JetStream recovery after a crash can take a while.
 	ReadyTimeout time.Duration
@@ -104,15 +111,30 @@ func buildOptions(opts Options) *server.Options {
 	if opts.LeafPort != 0 {
 		sopts.LeafNode.Host = opts.LeafHost
 		sopts.LeafNode.Port = opts.LeafPort
+		// Sites reach the hub only through the URL in their own config,
+		// such as a DNS name, a port forward or a proxy. By default the hub
+		// sends its listener's own addresses to every site, which then
+		// reconnects to them too, bypassing that URL, although they may be
+		// unreachable from the site.
+		sopts.LeafNode.NoAdvertise = true
 	}
-	for _, u := range opts.LeafRemotes {
-		sopts.LeafNode.Remotes = append(sopts.LeafNode.Remotes, &server.RemoteLeafOpts{
-			URLs: []*url.URL{u},
-		})
+	// One remote with every URL: the leaf keeps one link and fails over
+	// between the hub's nodes. A remote per URL would open a link to each
+	// node of a gateway cluster at once.
+	if len(opts.LeafRemotes) > 0 {
+		sopts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: opts.LeafRemotes}}
 	}
 	// Reconnect quickly after a cut link: visits wait in the cloud until it
 	// is back.
 	sopts.LeafNode.ReconnectInterval = 2 * time.Second
+	// Log a failing leafnode dial on the first attempt and then every 20th,
+	// about once a minute at that interval, rather than at every attempt
+	// of a reconnect and every 3600th of a first connect (the defaults of
+	// nats-server v2.15.3). The skipped ones are logged at debug level.
+	sopts.ConnectErrorReports = 20
+	sopts.ReconnectErrorReports = 20
+	applyLink(sopts, opts.Link)
+	applyCluster(sopts, opts.Cluster)
 	return sopts
 }
 
@@ -122,6 +144,9 @@ func (s *Server) Connect(name string) (*nats.Conn, error) {
 	nc, err := nats.Connect("",
 		nats.InProcessServer(s.Server),
 		nats.Name(name),
+		// Credentials of the in-process user, set when the server requires
+		// credentials for the leafnode link (link.go).
+		nats.UserInfo(inProcessCredentials(s.opts)),
 		nats.MaxReconnects(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""

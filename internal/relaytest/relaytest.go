@@ -80,6 +80,7 @@ func StartWithDSN(t testing.TB, dsn string) *Env {
 	e.applianceCfg.Database.URL = dsn
 	e.applianceCfg.NATS.GatewayURLs = []string{"nats-leaf://127.0.0.1:" + strconv.Itoa(e.Gateway.LeafPort())}
 	e.applianceCfg.Committer.AckWait = 10 * time.Second
+	e.applianceCfg.Status.Listen = "127.0.0.1:0" // tests run side by side; port 8090 may be taken
 	e.StartAppliance()
 
 	e.WaitFor("directory reaches the gateway", 30*time.Second, func() bool {
