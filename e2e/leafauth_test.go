@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -140,6 +141,19 @@ func TestLeafLinkSecuredDeliversVisits(t *testing.T) {
 				resp := e.Do(http.MethodGet, "/api/v1/visits", token, nil)
 				return resp.Status == http.StatusOK && countStored(resp.Body) == len(ids)
 			})
+
+			// The site's permissions still let the appliance read the
+			// cloud's side of a visit for its trace.
+			code, body := opsGet(t, applianceURL(e, "/trace.json?visit="+ids[0]), "")
+			var tr appliance.Trace
+			if code != http.StatusOK || json.Unmarshal(body, &tr) != nil {
+				t.Fatalf("/trace.json: status %d: %s", code, body)
+			}
+			for _, step := range tr.Steps {
+				if (step.Name == "accepted" || step.Name == "receipt") && step.State != appliance.StepDone {
+					t.Errorf("trace step %s is %q over the secured link, want %q: %s", step.Name, step.State, appliance.StepDone, step.Detail)
+				}
+			}
 		})
 	}
 }

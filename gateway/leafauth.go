@@ -157,6 +157,11 @@ func sitePermissions(domain string) *server.Permissions {
 			cloudAPI + "CONSUMER.DELETE." + streams.Visits + ".>",
 			cloudAPI + "CONSUMER.INFO." + streams.Visits + ".>",
 			cloudAPI + "STREAM.INFO." + streams.Visits,
+			// Read-only lookups for the appliance's status page and trace:
+			// the oldest visit not yet sourced, and a visit's cloud receipt.
+			cloudAPI + "STREAM.MSG.GET." + streams.Visits,
+			cloudAPI + "STREAM.INFO." + streams.Receipts,
+			cloudAPI + "STREAM.MSG.GET." + streams.Receipts,
 			"$JS.FC." + streams.Visits + ".>",
 			"$JSC.R." + domain + ".>",
 			"$JS.S.>",
