@@ -33,7 +33,7 @@ type committer struct {
 	duplicates  atomic.Int64
 	deadLetters atomic.Int64
 	lastCommit  atomic.Int64 // unix nanoseconds
-	dbDownSince atomic.Int64 // unix nanoseconds; 0 while the database answers
+	dbDownSince atomic.Int64 // unix nanoseconds, or 0 while the database responds
 
 	// For the status page and /metrics (metrics.go).
 	redeliveries atomic.Int64
@@ -228,7 +228,7 @@ func (c *committer) keepInProgress(items []*pending, byItem map[*pending]jetstre
 func (c *committer) markDatabaseDown(err error, waiting int) {
 	now := time.Now().UnixNano()
 	if c.dbDownSince.CompareAndSwap(0, now) {
-		c.logger.Error("database unavailable; holding visits until it answers",
+		c.logger.Error("database unavailable; holding visits until it responds",
 			"waiting", waiting, "error", err)
 	}
 }

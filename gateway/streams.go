@@ -70,7 +70,7 @@ func (g *Gateway) watchDirectory(ctx, runCtx context.Context) (bool, error) {
 // setupSiteStreams creates the streams that source from the site once a
 // leafnode link to this node is up, and follows the directory mirror once
 // it exists. The server sends a new source's first request at once and
-// waits 30 seconds for an answer (nats-server v2.15.3), so a source created
+// waits 30 seconds for a response (nats-server v2.15.3), so a source created
 // before any site is connected would start that much later. In a cluster,
 // the node that the site dialed creates them and the others follow.
 func (g *Gateway) setupSiteStreams(ctx context.Context, watching bool) {
