@@ -111,3 +111,46 @@ FROM visits`, ids).Scan(&rows, &distinct, &matched)
 		t.Errorf("%d rows, %d distinct, %d of %d acknowledged ids; want each acknowledged visit once", rows, distinct, matched, len(ids))
 	}
 }
+
+// A three-node appliance cluster keeps committing while one node stops in
+// the middle of a drain, and the nodes share the work without storing a
+// visit twice.
+func TestApplianceClusterNodeDown(t *testing.T) {
+	c := relaytest.StartApplianceCluster(t, 3)
+	token := c.Login("anna.berger")
+
+	var acked []string
+	post := func(n int) {
+		for range n {
+			id := uuid.NewString()
+			body := map[string]any{"visitId": id, "clientId": "105", "userId": "23",
+				"proposedDevices": []int{6}, "dateTime": time.Now().UTC().Format(time.RFC3339)}
+			if r := c.Do(http.MethodPost, "/api/v1/visits", token, body); r.Status == http.StatusCreated {
+				acked = append(acked, id)
+			}
+		}
+	}
+	post(150)
+	c.StopNode(1)
+	post(150)
+
+	if len(acked) != 300 {
+		t.Errorf("%d of 300 posts acknowledged", len(acked))
+	}
+	c.WaitVisits(len(acked), 3*time.Minute)
+
+	var committedBy []int64
+	for i, node := range c.Nodes {
+		if node != nil {
+			committedBy = append(committedBy, node.Stats().Committed)
+			t.Logf("appliance node %d committed %d visits", i, node.Stats().Committed)
+		}
+	}
+	var rows, distinct int
+	if err := c.Pool.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT visit_id) FROM visits").Scan(&rows, &distinct); err != nil {
+		t.Fatalf("count visits: %v", err)
+	}
+	if rows != len(acked) || distinct != rows {
+		t.Errorf("%d rows, %d distinct, want %d visits once each", rows, distinct, len(acked))
+	}
+}
