@@ -61,6 +61,9 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	asJSON := fs.Bool("json", false, "print the trace as JSON (trace)")
 	dbInit := addDBInitFlags(fs) // dbinit_command.go
 	positional, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the usage is printed; asking for it is no failure
+	}
 	if err != nil {
 		return err
 	}
@@ -161,15 +164,27 @@ func runAdmin(ctx context.Context, pool *pgxpool.Pool, command string, rest []st
 		if err != nil {
 			return err
 		}
-		return AddUser(ctx, pool, flags.id, arg, flags.name, password)
+		if err := AddUser(ctx, pool, flags.id, arg, flags.name, password); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Stdout, "user %s added with id %s\n", arg, flags.id)
+		return nil
 	case "user passwd":
 		password, err := readPassword(flags.passwordFile, stdio.Stdin)
 		if err != nil {
 			return err
 		}
-		return SetPassword(ctx, pool, arg, password)
+		if err := SetPassword(ctx, pool, arg, password); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Stdout, "password of %s changed; tokens issued before stop working\n", arg)
+		return nil
 	case "user disable", "user enable":
-		return SetDisabled(ctx, pool, arg, command == "user disable")
+		if err := SetDisabled(ctx, pool, arg, command == "user disable"); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Stdout, "user %s %sd\n", arg, strings.TrimPrefix(command, "user "))
+		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", command, usage)
 }

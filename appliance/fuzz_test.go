@@ -23,12 +23,17 @@ func FuzzReadCSV(f *testing.F) {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		rows, err := readCSV(path, []string{"id", "name", "city"})
+		rows, problems, err := readCSV(path, []string{"id", "name", "city"})
 		if err != nil {
 			if !strings.Contains(err.Error(), "line ") {
 				t.Fatalf("rejection names no line: %v", err)
 			}
 			return
+		}
+		for _, p := range problems {
+			if !strings.Contains(p.Error(), "line ") {
+				t.Fatalf("problem names no line: %v", p)
+			}
 		}
 		for _, r := range rows {
 			if r.line < 2 || len(r.fields) != 3 {

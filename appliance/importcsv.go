@@ -26,11 +26,12 @@ type csvRow struct {
 }
 
 // readCSV reads a CSV file whose header names exactly the given columns, in
-// any order. Problems are returned with their line numbers.
-func readCSV(path string, columns []string) ([]csvRow, error) {
+// any order. It returns the rows that parsed, the lines that did not (as
+// errors naming the line), and an error only when the file cannot be read.
+func readCSV(path string, columns []string) ([]csvRow, []error, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open import file: %w", err)
+		return nil, nil, fmt.Errorf("open import file: %w", err)
 	}
 	defer f.Close()
 
@@ -38,14 +39,14 @@ func readCSV(path string, columns []string) ([]csvRow, error) {
 	r.FieldsPerRecord = len(columns)
 	header, err := r.Read()
 	if err != nil {
-		return nil, fmt.Errorf("%s line 1: read header: %w; expected %s", path, err, strings.Join(columns, ","))
+		return nil, nil, fmt.Errorf("%s line 1: read header: %w; expected %s", path, err, strings.Join(columns, ","))
 	}
 	for i := range header {
 		header[i] = strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff"))
 	}
 	sorted := slices.Sorted(slices.Values(header))
 	if !slices.Equal(sorted, slices.Sorted(slices.Values(columns))) {
-		return nil, fmt.Errorf("%s line 1: header %q must name the columns %s", path, strings.Join(header, ","), strings.Join(columns, ","))
+		return nil, nil, fmt.Errorf("%s line 1: header %q must name the columns %s", path, strings.Join(header, ","), strings.Join(columns, ","))
 	}
 
 	var rows []csvRow
@@ -60,7 +61,7 @@ func readCSV(path string, columns []string) ([]csvRow, error) {
 			// after a record was read.
 			var parseErr *csv.ParseError
 			if !errors.As(err, &parseErr) {
-				return nil, fmt.Errorf("%s: read: %w", path, err)
+				return nil, nil, fmt.Errorf("%s: read: %w", path, err)
 			}
 			problems = append(problems, parseErr)
 			if len(problems) > 50 || parseErr.Err == csv.ErrQuote || parseErr.Err == csv.ErrBareQuote {
@@ -75,10 +76,7 @@ func readCSV(path string, columns []string) ([]csvRow, error) {
 		}
 		rows = append(rows, row)
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s: nothing imported:\n%w", path, errors.Join(problems...))
-	}
-	return rows, nil
+	return rows, problems, nil
 }
 
 // rowChecker collects the problems of all rows of one import.
@@ -119,17 +117,18 @@ func (c *rowChecker) err(path string) error {
 	if len(c.problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%s: %d bad rows, nothing imported:\n%w", path, len(c.problems), errors.Join(c.problems...))
+	return fmt.Errorf("%s: %d problems, nothing imported:\n%w", path, len(c.problems), errors.Join(c.problems...))
 }
 
 // ImportClients upserts the clinics of a CSV file (id,name,city) in one
 // transaction. Any bad row rejects the whole file.
 func ImportClients(ctx context.Context, pool *pgxpool.Pool, path string) (int, error) {
-	rows, err := readCSV(path, []string{"id", "name", "city"})
+	rows, parseProblems, err := readCSV(path, []string{"id", "name", "city"})
 	if err != nil {
 		return 0, err
 	}
-	var check rowChecker
+	// Rows that parsed are checked too, so one run reports every problem.
+	check := rowChecker{problems: parseProblems}
 	for _, row := range rows {
 		if id := row.fields["id"]; !visit.IsToken(id) || len(id) > visit.MaxIDLength {
 			check.fail(row, "id", "must be 1 to 64 letters, digits, '-' or '_'")
@@ -150,11 +149,12 @@ WHERE (clients.name, clients.city) IS DISTINCT FROM (excluded.name, excluded.cit
 
 // ImportDevices upserts the devices of a CSV file (id,name,category).
 func ImportDevices(ctx context.Context, pool *pgxpool.Pool, path string) (int, error) {
-	rows, err := readCSV(path, []string{"id", "name", "category"})
+	rows, parseProblems, err := readCSV(path, []string{"id", "name", "category"})
 	if err != nil {
 		return 0, err
 	}
-	var check rowChecker
+	// Rows that parsed are checked too, so one run reports every problem.
+	check := rowChecker{problems: parseProblems}
 	for _, row := range rows {
 		if id, err := strconv.ParseInt(row.fields["id"], 10, 64); err != nil || id < 1 {
 			check.fail(row, "id", "must be a positive integer")
@@ -177,11 +177,12 @@ WHERE (devices.name, devices.category) IS DISTINCT FROM (excluded.name, excluded
 // hashing each password. It is meant for first set-up and demos; passwords
 // in files should be deleted after the import.
 func ImportUsers(ctx context.Context, pool *pgxpool.Pool, path string) (int, error) {
-	rows, err := readCSV(path, []string{"id", "username", "name", "password"})
+	rows, parseProblems, err := readCSV(path, []string{"id", "username", "name", "password"})
 	if err != nil {
 		return 0, err
 	}
-	var check rowChecker
+	// Rows that parsed are checked too, so one run reports every problem.
+	check := rowChecker{problems: parseProblems}
 	for _, row := range rows {
 		if id := row.fields["id"]; !visit.IsToken(id) || len(id) > visit.MaxIDLength {
 			check.fail(row, "id", "must be 1 to 64 letters, digits, '-' or '_'")

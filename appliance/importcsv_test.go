@@ -54,6 +54,8 @@ func TestImportRejectsBadFileWhole(t *testing.T) {
 		{"user rows", "users", "id,username,name,password\n23,Anna.Berger,Anna,long enough pw\n24,eva,Eva,short\n",
 			[]string{"line 2: username", "line 3: password"}},
 		{"ragged row", "clients", "id,name,city\n101,Good,Graz\n102,Too,Many,Fields\n", []string{"line 3"}},
+		{"parse and row problems together", "clients", "id,name,city\n101,,Graz\n102,Too,Many,Fields\n",
+			[]string{"line 2: name", "line 3"}},
 	}
 	importers := map[string]func(context.Context, *pgxpool.Pool, string) (int, error){
 		"clients": ImportClients, "devices": ImportDevices, "users": ImportUsers,

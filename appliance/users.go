@@ -8,12 +8,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 )
 
 // ErrUserNotFound means no user has the given username.
 var ErrUserNotFound = errors.New("user not found")
+
+// ErrUserExists means a user with the username or id exists already.
+var ErrUserExists = errors.New("user exists already")
 
 // checkUsername allows lowercase letters, digits and inner '.', '-', '_'.
 // Usernames become key-value keys, which reject other characters.
@@ -60,6 +64,10 @@ func AddUser(ctx context.Context, pool *pgxpool.Pool, id, username, name, passwo
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO users (id, username, name, password_hash) VALUES ($1, $2, $3, $4)`,
 			id, username, name, string(hash))
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			return fmt.Errorf("add user %q with id %q: %w; the username or the id is taken, so pick another, or use user passwd to change a password", username, id, ErrUserExists)
+		}
 		if err != nil {
 			return fmt.Errorf("add user %q: %w", username, err)
 		}

@@ -56,6 +56,12 @@ func TestUserCommandsRejectBadInput(t *testing.T) {
 	if err := AddUser(ctx, pool, "1", "eva", "Eva", "short"); err == nil {
 		t.Error("added a user with a 5-character password")
 	}
+	if err := AddUser(ctx, pool, "5", "eva", "Eva", "long enough password"); err != nil {
+		t.Fatalf("add user: %v", err)
+	}
+	if err := AddUser(ctx, pool, "6", "eva", "Eva Again", "long enough password"); !errors.Is(err, ErrUserExists) {
+		t.Errorf("second user with the same username: %v, want ErrUserExists", err)
+	}
 	if err := SetDisabled(ctx, pool, "nobody", true); !errors.Is(err, ErrUserNotFound) {
 		t.Errorf("disable of unknown user: %v, want ErrUserNotFound", err)
 	}

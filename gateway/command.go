@@ -27,7 +27,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("visitrelay-gateway "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", DefaultConfigPath, "path of the YAML config file")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the usage is printed; asking for it is no failure
+	}
+	if err != nil {
 		return err
 	}
 	// hash-password needs no config: the hash goes into it (systemd.go).

@@ -30,7 +30,11 @@ func replay(ctx context.Context, o Options, sys *system, stdout io.Writer, logge
 	}
 	// The directory reaches the gateway through the leafnode link a moment
 	// after the appliance publishes it.
-	err = waitUntil(ctx, time.Minute, func() error { return directoryLoaded(sys.gatewayURL) })
+	want, err := countDemoRows(o.DataDir)
+	if err != nil {
+		return false, err
+	}
+	err = waitUntil(ctx, time.Minute, func() error { return directoryLoaded(sys.gatewayURL, want) })
 	if err == nil {
 		err = tryLogin(sys.gatewayURL, username, password)
 	}
@@ -113,9 +117,10 @@ func findUser(path, id string) (username, password string, err error) {
 	return "", "", fmt.Errorf("demo users %s: no user with id %q", path, id)
 }
 
-// directoryLoaded polls the gateway's readiness text rather than trying to
-// log in, because failed logins count towards the login throttle.
-func directoryLoaded(baseURL string) error {
+// directoryLoaded polls the gateway's readiness text until its copy of the
+// directory holds every demo user, clinic and device. Trying to log in
+// instead would count failures towards the login throttle.
+func directoryLoaded(baseURL string, want [3]int) error {
 	resp, err := http.Get(baseURL + "/readyz")
 	if err != nil {
 		return err
@@ -125,10 +130,32 @@ func directoryLoaded(baseURL string) error {
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), " 0 users") {
-		return fmt.Errorf("gateway not ready: %s", strings.TrimSpace(string(body)))
+	var got [3]int
+	_, err = fmt.Sscanf(string(body), "ready: directory has %d users, %d clinics, %d devices", &got[0], &got[1], &got[2])
+	if resp.StatusCode != http.StatusOK || err != nil || got != want {
+		return fmt.Errorf("gateway directory not complete, want %d users, %d clinics, %d devices: %s",
+			want[0], want[1], want[2], strings.TrimSpace(string(body)))
 	}
 	return nil
+}
+
+// countDemoRows returns the data rows of users.csv, clients.csv and
+// devices.csv in dir.
+func countDemoRows(dir string) ([3]int, error) {
+	var counts [3]int
+	for i, name := range []string{"users.csv", "clients.csv", "devices.csv"} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return counts, fmt.Errorf("open demo data: %w", err)
+		}
+		records, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			return counts, fmt.Errorf("read demo data %s: %w", name, err)
+		}
+		counts[i] = len(records) - 1
+	}
+	return counts, nil
 }
 
 func tryLogin(baseURL, username, password string) error {
