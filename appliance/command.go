@@ -16,7 +16,7 @@ import (
 	"github.com/visitrelay/visitrelay/internal/config"
 )
 
-// DefaultConfigPath is where the packaged appliance reads its config.
+// DefaultConfigPath is the config file path of the packaged appliance.
 const DefaultConfigPath = "/etc/visitrelay/appliance.yaml"
 
 const usage = `usage: visitrelay-appliance COMMAND [-config FILE] [ARGS]
@@ -39,7 +39,7 @@ commands:
                                        drop a dead letter, recorded in discarded_visits
   trace [-json] VISIT_ID               show where a visit is: cloud, on-prem, database or dead letters`
 
-// IO is where a command reads and writes.
+// IO is the standard input and outputs of a command.
 type IO struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer

@@ -71,7 +71,7 @@ func replayBatch(ctx context.Context, pool *pgxpool.Pool, path string, batch []*
 		return nil
 	}
 	if !isContentError(err) {
-		return fmt.Errorf("replay %s: %w; nothing of this batch is stored, run the replay again when the database answers", path, err)
+		return fmt.Errorf("replay %s: %w; nothing of this batch is stored, run the replay again when the database responds", path, err)
 	}
 	for i, p := range batch {
 		one := []*pending{p}

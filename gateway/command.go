@@ -12,7 +12,7 @@ import (
 	"github.com/visitrelay/visitrelay/internal/config"
 )
 
-// DefaultConfigPath is where the packaged gateway reads its config.
+// DefaultConfigPath is the config file path of the packaged gateway.
 const DefaultConfigPath = "/etc/visitrelay/gateway.yaml"
 
 // Run is the visitrelay-gateway command line: "run" (the default) serves

@@ -117,7 +117,7 @@ func newVisitMsg(v visit.Visit, hash string, now time.Time) (*nats.Msg, error) {
 	return msg, nil
 }
 
-// compareStored answers a retry: the same content is the same visit, other
+// compareStored returns the response to a retry: the same content is the same visit, other
 // content under the same visitId is a conflict.
 func compareStored(stored *jetstream.RawStreamMsg, visitID, hash string) (acceptResponse, error) {
 	if stored.Header.Get(streams.HeaderContentHash) != hash {

@@ -166,7 +166,7 @@ func tryLogin(baseURL, username, password string) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("login answered %d", resp.StatusCode)
+		return fmt.Errorf("login failed with status %d", resp.StatusCode)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // Names of the streams and buckets. A stream of the same name exists on each
-// side; the JetStream domain tells them apart.
+// side, and the JetStream domain distinguishes them.
 const (
 	Visits      = "VISITS"
 	Receipts    = "RECEIPTS"
@@ -42,7 +42,7 @@ func VisitSubject(userID, visitID string) string {
 	return "visits." + userID + "." + visitID
 }
 
-// VisitLookupSubject matches the visit with the given id, whoever posted it.
+// VisitLookupSubject matches the visit with the given id, for any user.
 func VisitLookupSubject(visitID string) string {
 	return "visits.*." + visitID
 }
@@ -69,7 +69,7 @@ func DeadLetterSubject(visitID string) string {
 	return "deadletters." + visitID
 }
 
-// Receipt tells the cloud that a visit is committed on-prem.
+// Receipt is the record that a visit is committed on-prem.
 type Receipt struct {
 	VisitID     string    `json:"visitId"`
 	UserID      string    `json:"userId"`
