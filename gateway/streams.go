@@ -127,3 +127,7 @@ func (g *Gateway) createSiteStreams(ctx context.Context) error {
 
 // LeafConnected reports whether a site's leafnode link to this node is up.
 func (g *Gateway) LeafConnected() bool { return g.ns.LeafConnected() }
+
+// NATSURL returns the loopback URL of the embedded NATS server's client
+// listener, for tools and tests on this machine.
+func (g *Gateway) NATSURL() string { return g.ns.ClientURL() }
