@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/visitrelay/visitrelay/internal/natsembed"
 	"github.com/visitrelay/visitrelay/internal/streams"
 	"github.com/visitrelay/visitrelay/internal/visit"
 )
@@ -58,7 +59,7 @@ func consumerConfig(cfg CommitterConfig) jetstream.ConsumerConfig {
 func (c *committer) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
-		msgs, err := c.fetch()
+		msgs, err := natsembed.FetchAvailable(c.consumer, c.cfg.BatchSize)
 		if err != nil {
 			// Log the first failure and then one a minute, not one a second.
 			if failures%60 == 0 {
@@ -76,34 +77,6 @@ func (c *committer) run(ctx context.Context) {
 			c.handle(ctx, msgs)
 		}
 	}
-}
-
-// fetch waits up to a second for one visit, then takes whatever else is
-// already waiting, up to the batch size. A plain Fetch of a whole batch
-// would hold a lone visit until its wait expires; this commits it at once
-// and still batches a backlog.
-func (c *committer) fetch() ([]jetstream.Msg, error) {
-	first, err := c.consumer.Fetch(1, jetstream.FetchMaxWait(time.Second))
-	if err != nil {
-		return nil, err
-	}
-	msgs := collect(first)
-	if len(msgs) == 0 || c.cfg.BatchSize == 1 {
-		return msgs, nil
-	}
-	rest, err := c.consumer.FetchNoWait(c.cfg.BatchSize - 1)
-	if err != nil {
-		return msgs, nil
-	}
-	return append(msgs, collect(rest)...), nil
-}
-
-func collect(batch jetstream.MessageBatch) []jetstream.Msg {
-	var msgs []jetstream.Msg
-	for msg := range batch.Messages() {
-		msgs = append(msgs, msg)
-	}
-	return msgs
 }
 
 // handle commits one fetched batch. Messages that cannot be decoded go to
@@ -177,8 +150,8 @@ func decodePending(msg jetstream.Msg) (*pending, error) {
 }
 
 // commitWaiting commits items, waiting out a database that is down or slow
-// for as long as it takes. While it waits it tells JetStream the messages
-// are still in progress, so the outage does not burn redeliveries. It
+// for as long as it takes. While it waits it marks the messages in
+// progress with JetStream, so the outage does not burn redeliveries. It
 // returns nil, a content error, or ctx's error.
 func (c *committer) commitWaiting(ctx context.Context, items []*pending, byItem map[*pending]jetstream.Msg) error {
 	stop := c.keepInProgress(items, byItem)

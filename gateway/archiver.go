@@ -53,7 +53,7 @@ func newArchiver(ctx context.Context, js jetstream.JetStream, name string, cfg A
 func (a *archiver) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		a.prune()
-		msgs, err := fetchBatch(a.consumer, 500)
+		msgs, err := natsembed.FetchAvailable(a.consumer, 500)
 		if err != nil {
 			a.logger.Warn("fetch visits to archive failed; retrying in 1s", "error", err)
 			sleepContext(ctx, time.Second)
@@ -113,30 +113,6 @@ func (a *archiver) prune() {
 	for _, name := range removed {
 		a.logger.Info("old archive file removed", "file", name, "keep", a.keep)
 	}
-}
-
-// fetchBatch waits up to a second for one message, then takes whatever else
-// is already waiting, up to size.
-func fetchBatch(consumer jetstream.Consumer, size int) ([]jetstream.Msg, error) {
-	first, err := consumer.Fetch(1, jetstream.FetchMaxWait(time.Second))
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for msg := range first.Messages() {
-		msgs = append(msgs, msg)
-	}
-	if len(msgs) == 0 {
-		return nil, nil
-	}
-	rest, err := consumer.FetchNoWait(size - 1)
-	if err != nil {
-		return msgs, nil
-	}
-	for msg := range rest.Messages() {
-		msgs = append(msgs, msg)
-	}
-	return msgs, nil
 }
 
 func sleepContext(ctx context.Context, d time.Duration) {
