@@ -112,7 +112,7 @@ func (a *Appliance) openDatabase(ctx context.Context) error {
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := a.pool.Ping(pingCtx); err != nil {
-		a.logger.Warn("database unreachable at start; visits wait in the stream until it answers",
+		a.logger.Warn("database unreachable at start; visits wait in the stream until it responds",
 			"host", poolCfg.ConnConfig.Host, "error", err)
 		return nil
 	}

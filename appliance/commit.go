@@ -85,7 +85,7 @@ func scanCommit(row pgx.Row, p *pending) error {
 }
 
 // errHashMismatch means a visitId arrived again with other content. The gateway
-// answers such a post with 409, so this can only come from a replay of
+// rejects such a post with 409, so this can only come from a replay of
 // altered data; the first row stays and the visit goes to dead letters.
 var errHashMismatch = errors.New("visit already stored with different content")
 

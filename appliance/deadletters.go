@@ -101,14 +101,14 @@ func parseDeadLetter(msg *jetstream.RawStreamMsg) DeadLetter {
 // Replay commits a dead letter's visit now, through the same
 // insert-if-absent as the committer, publishes its receipt, and only then
 // removes the dead letter. If the database still rejects it, the dead
-// letter stays and the error says why.
+// letter stays and the error gives the cause.
 func (d *DeadLetters) Replay(ctx context.Context, visitID string) error {
 	dl, err := d.Get(ctx, visitID)
 	if err != nil {
 		return err
 	}
 	if dl.Envelope.VisitID == "" || dl.Envelope.ContentHash == "" {
-		return fmt.Errorf("replay visit %s: the dead letter holds no decodable visit; discard it with a reason", visitID)
+		return fmt.Errorf("replay visit %s: the dead letter contains no valid visit; discard it with -reason", visitID)
 	}
 	item := &pending{env: dl.Envelope}
 	if err := commitVisits(ctx, d.pool, []*pending{item}); err != nil {
@@ -131,7 +131,7 @@ func (d *DeadLetters) Replay(ctx context.Context, visitID string) error {
 // admin's reason, and then removes it from the stream.
 func (d *DeadLetters) Discard(ctx context.Context, visitID, reason string) error {
 	if strings.TrimSpace(reason) == "" {
-		return errors.New("discard: a reason is required, so that the record says why the visit was dropped")
+		return errors.New("discard: missing -reason; the record must state why the visit was dropped")
 	}
 	dl, err := d.Get(ctx, visitID)
 	if err != nil {

@@ -15,8 +15,8 @@ import (
 	"github.com/visitrelay/visitrelay/internal/visit"
 )
 
-// headerAcceptedAt carries the gateway's accept time, so that a retry is
-// answered with the time of the first accept.
+// headerAcceptedAt carries the gateway's accept time, so that a retry
+// receives the time of the first accept.
 const headerAcceptedAt = "Visitrelay-Accepted-At"
 
 type acceptResponse struct {
@@ -72,7 +72,7 @@ func (g *Gateway) accept(ctx context.Context, v visit.Visit) (acceptResponse, bo
 	defer cancel()
 	hash := v.Hash()
 
-	// The stream's duplicate window forgets ids after an hour, so an older
+	// The stream's duplicate window drops ids after an hour, so an older
 	// retry is matched by looking the visit up by its subject first.
 	existing, err := g.visits.GetLastMsgForSubject(ctx, streams.VisitLookupSubject(v.VisitID))
 	switch {

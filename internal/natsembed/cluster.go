@@ -41,8 +41,8 @@ func (s *Server) ClusterPort() int {
 	return s.opts.Cluster.Port
 }
 
-// WaitJetStream waits until the JetStream API answers. A clustered node
-// answers only once the nodes have elected a meta leader, which needs a
+// WaitJetStream waits until the JetStream API responds. A clustered node
+// responds only once the nodes have elected a meta leader, which needs a
 // majority of them running.
 func WaitJetStream(ctx context.Context, js jetstream.JetStream) error {
 	for {
@@ -63,8 +63,8 @@ func WaitJetStream(ctx context.Context, js jetstream.JetStream) error {
 // Retry runs a JetStream API call until it succeeds or ctx ends, with each
 // attempt bounded to 5 s. The nodes of a new cluster create the same
 // streams and consumers at the same moment, and with nats-server v2.15.3
-// such concurrent requests for one replicated asset can go unanswered; a
-// fresh request after a pause is answered.
+// such concurrent requests for one replicated asset get no response, but a
+// fresh request after a pause does.
 func Retry(ctx context.Context, what string, attempt func(context.Context) error) error {
 	for {
 		attemptCtx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -191,12 +191,12 @@ func (e *Env) Login(username string) string {
 	}
 	var body struct{ Token string }
 	if err := json.Unmarshal(resp.Body, &body); err != nil {
-		e.t.Fatalf("decode login answer: %v", err)
+		e.t.Fatalf("decode login response: %v", err)
 	}
 	return body.Token
 }
 
-// Response is an HTTP answer read in full.
+// Response is an HTTP response read in full.
 type Response struct {
 	Status int
 	Header http.Header

@@ -22,14 +22,14 @@ type Visit struct {
 	AdditionalNotes string    `json:"additionalNotes"`
 }
 
-// Envelope is what the gateway publishes to the stream: the visit plus the
+// Envelope is the stream message the gateway publishes: the visit plus the
 // gateway's own record of when it accepted it. The phone's clock and the
 // gateway's clock are both kept because a phone's clock may be wrong.
 type Envelope struct {
 	Visit
 	AcceptedAt time.Time `json:"acceptedAt"`
 	// ContentHash identifies the visit's content, so that a retry with the
-	// same visitId can be told apart from a conflicting post.
+	// same visitId is distinguished from a conflicting post.
 	ContentHash string `json:"contentHash"`
 }
 
