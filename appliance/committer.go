@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/visitrelay/visitrelay/internal/natsembed"
 	"github.com/visitrelay/visitrelay/internal/streams"
@@ -245,15 +246,35 @@ func (c *committer) finish(ctx context.Context, items []*pending, byItem map[*pe
 	c.lastCommit.Store(time.Now().UnixNano())
 }
 
+// publishReceipts stores one receipt per visit in the site's receipt
+// stream. Several receipts go out as one atomic batch, which the stream
+// stores with one fsync. A redelivered visit has a receipt already, which
+// fails the whole batch, so then they are published one by one and the
+// stream drops the copies by their Nats-Msg-Id.
 func (c *committer) publishReceipts(ctx context.Context, items []*pending) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(items))
-	for _, p := range items {
+	msgs := make([]*nats.Msg, len(items))
+	for i, p := range items {
 		data, _ := json.Marshal(streams.Receipt{VisitID: p.env.VisitID, UserID: p.env.UserID, CommittedAt: p.committedAt.UTC()})
 		msg := nats.NewMsg(streams.ReceiptSubject(p.env.UserID, p.env.VisitID))
 		msg.Data = data
-		f, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(p.env.VisitID))
+		msg.Header.Set(jetstream.MsgIDHeader, p.env.VisitID)
+		msgs[i] = msg
+	}
+	if len(msgs) > 1 {
+		flow := jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: c.cfg.AckWait / 2}
+		if _, err := jetstreamext.PublishMsgBatch(ctx, c.js, msgs, flow); err == nil {
+			return nil
+		}
+	}
+	return c.publishReceiptsEach(ctx, msgs)
+}
+
+func (c *committer) publishReceiptsEach(ctx context.Context, msgs []*nats.Msg) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, msg := range msgs {
+		f, err := c.js.PublishMsgAsync(msg)
 		if err != nil {
-			return fmt.Errorf("publish receipt for %s: %w", p.env.VisitID, err)
+			return fmt.Errorf("publish receipt %s: %w", msg.Subject, err)
 		}
 		futures = append(futures, f)
 	}

@@ -160,6 +160,9 @@ func sitePermissions(domain string) *server.Permissions {
 			// Read-only lookups for the appliance's status page and trace:
 			// the oldest visit not yet sourced, and a visit's cloud receipt.
 			cloudAPI + "STREAM.MSG.GET." + streams.Visits,
+			// VISITS allows direct gets, which clients prefer for the same lookups.
+			cloudAPI + "DIRECT.GET." + streams.Visits,
+			cloudAPI + "DIRECT.GET." + streams.Visits + ".>",
 			cloudAPI + "STREAM.INFO." + streams.Receipts,
 			cloudAPI + "STREAM.MSG.GET." + streams.Receipts,
 			"$JS.FC." + streams.Visits + ".>",

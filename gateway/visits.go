@@ -88,7 +88,7 @@ func (g *Gateway) accept(ctx context.Context, v visit.Visit) (acceptResponse, bo
 	if err != nil {
 		return acceptResponse{}, false, err
 	}
-	ack, err := g.js.PublishMsg(ctx, msg, jetstream.WithMsgID(v.VisitID), jetstream.WithExpectStream(streams.Visits))
+	ack, err := g.publisher.publish(ctx, msg)
 	if err != nil {
 		return acceptResponse{}, false, fmt.Errorf("publish visit %s: %w: %w", v.VisitID, ErrUnavailable, err)
 	}
@@ -112,6 +112,8 @@ func newVisitMsg(v visit.Visit, hash string, now time.Time) (*nats.Msg, error) {
 	}
 	msg := nats.NewMsg(streams.VisitSubject(v.UserID, v.VisitID))
 	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, v.VisitID)
+	msg.Header.Set(jetstream.ExpectedStreamHeader, streams.Visits)
 	msg.Header.Set(streams.HeaderContentHash, hash)
 	msg.Header.Set(headerAcceptedAt, now.Format(time.RFC3339Nano))
 	return msg, nil
