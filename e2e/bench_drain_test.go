@@ -19,39 +19,60 @@ import (
 	"github.com/visitrelay/visitrelay/internal/visit"
 )
 
+// benchBacklogEnv sets the number of visits in the backlog, 100,000 by
+// default. A smaller backlog makes a quick development run.
+const benchBacklogEnv = "BENCH_BACKLOG"
+
+const (
+	// benchDrainPoll is the pause between two checks of the drain's
+	// progress. Each check counts the visits table, which takes the
+	// database a few milliseconds at 100,000 rows, so a shorter pause would
+	// slow down the drain it measures.
+	benchDrainPoll = 250 * time.Millisecond
+	// benchDrainTimeout bounds the drain.
+	benchDrainTimeout = 20 * time.Minute
+)
+
 // BenchmarkBacklogDrain measures how fast the appliance commits a backlog
 // waiting in the cloud, against a plain pgx batch insert of the same rows
 // into the same database (100 visits per transaction, the committer's
-// batch size). BENCH_BACKLOG sets the backlog, 20,000 by default. The
-// backlog is published to the cloud stream directly, not over HTTP, since
-// only the drain is measured. Run it with -benchtime=1x.
+// batch size). Gateway and appliance run in this process. The backlog is
+// published to the cloud stream directly, not over HTTP, since only the
+// drain is measured.
 func BenchmarkBacklogDrain(b *testing.B) {
-	n := 20000
-	if v, err := strconv.Atoi(os.Getenv("BENCH_BACKLOG")); err == nil && v > 0 {
+	n := 100000
+	if raw := os.Getenv(benchBacklogEnv); raw != "" {
+		v, err := strconv.Atoi(raw)
+		if err != nil || v < 1 {
+			b.Fatalf("invalid %s=%q: want a positive number of visits", benchBacklogEnv, raw)
+		}
 		n = v
 	}
 	e := relaytest.Start(b)
+	benchPrintVersions(b, e.Pool)
 	e.StopAppliance()
-	envelopes := makeEnvelopes(n)
+	envelopes := benchEnvelopes(n)
 
 	for b.Loop() {
-		plain := plainInsert(b, e, envelopes)
+		plain := benchPlainInsert(b, e, envelopes)
 		if _, err := e.Pool.Exec(context.Background(), "TRUNCATE visits CASCADE"); err != nil {
 			b.Fatalf("empty visits: %v", err)
 		}
 
-		publishBacklog(b, e, envelopes)
+		benchPublishBacklog(b, e, envelopes)
 		start := time.Now()
 		e.StartAppliance()
 		// The on-prem stream's count shows whether sourcing or committing
 		// limits the drain.
-		var sourced time.Duration
-		e.WaitFor("the backlog is sourced on-prem", 30*time.Minute, func() bool {
-			sourced = time.Since(start)
+		sourced := benchPoll(b, "the backlog is sourced on-prem", start, func() bool {
 			return e.Gateway.LeafConnected() && e.SiteStreamMessages() >= uint64(n)
 		})
-		e.WaitVisits(n, 30*time.Minute)
-		drain := time.Since(start)
+		drain := benchPoll(b, fmt.Sprintf("the database has %d visits", n), start, func() bool {
+			return e.CountVisits() >= n
+		})
+		if got := e.CountVisits(); got != n {
+			b.Fatalf("visits table has %d rows, want %d", got, n)
+		}
 		b.ReportMetric(float64(n)/sourced.Seconds(), "source-visits/s")
 
 		plainRate := float64(n) / plain.Seconds()
@@ -59,10 +80,25 @@ func BenchmarkBacklogDrain(b *testing.B) {
 		b.ReportMetric(plainRate, "plain-insert-visits/s")
 		b.ReportMetric(drainRate, "drain-visits/s")
 		b.ReportMetric(drainRate/plainRate, "drain/plain")
+		b.ReportMetric(float64(n), "visits")
 	}
 }
 
-func makeEnvelopes(n int) []visit.Envelope {
+// benchPoll polls cond every benchDrainPoll until it holds and returns the
+// time from start until then. It fails the benchmark after benchDrainTimeout.
+func benchPoll(b *testing.B, what string, start time.Time, cond func() bool) time.Duration {
+	b.Helper()
+	for !cond() {
+		if time.Since(start) > benchDrainTimeout {
+			b.Fatalf("timed out after %s waiting until %s", benchDrainTimeout, what)
+		}
+		time.Sleep(benchDrainPoll)
+	}
+	return time.Since(start)
+}
+
+// benchEnvelopes returns n valid visits as the gateway stores them.
+func benchEnvelopes(n int) []visit.Envelope {
 	out := make([]visit.Envelope, n)
 	now := time.Now().UTC()
 	for i := range out {
@@ -76,9 +112,9 @@ func makeEnvelopes(n int) []visit.Envelope {
 	return out
 }
 
-// plainInsert writes the visits with plain INSERTs in batches of 100 per
+// benchPlainInsert writes the visits with plain INSERTs in batches of 100 per
 // transaction and returns the time it took.
-func plainInsert(b *testing.B, e *relaytest.Env, envelopes []visit.Envelope) time.Duration {
+func benchPlainInsert(b *testing.B, e *relaytest.Env, envelopes []visit.Envelope) time.Duration {
 	b.Helper()
 	ctx := context.Background()
 	start := time.Now()
@@ -104,8 +140,8 @@ additional_notes, accepted_at, stream_sequence, content_hash) VALUES ($1, $2, $3
 	return time.Since(start)
 }
 
-// publishBacklog puts the visits into the cloud stream as the gateway would.
-func publishBacklog(b *testing.B, e *relaytest.Env, envelopes []visit.Envelope) {
+// benchPublishBacklog puts the visits into the cloud stream as the gateway would.
+func benchPublishBacklog(b *testing.B, e *relaytest.Env, envelopes []visit.Envelope) {
 	b.Helper()
 	nc, err := nats.Connect(e.Gateway.NATSURL())
 	if err != nil {
@@ -114,7 +150,7 @@ func publishBacklog(b *testing.B, e *relaytest.Env, envelopes []visit.Envelope) 
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
-		b.Fatal(err)
+		b.Fatalf("open JetStream: %v", err)
 	}
 	for _, env := range envelopes {
 		data, _ := json.Marshal(env)
@@ -128,6 +164,6 @@ func publishBacklog(b *testing.B, e *relaytest.Env, envelopes []visit.Envelope) 
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-time.After(5 * time.Minute):
-		b.Fatal(fmt.Sprintf("publish backlog of %d visits: timed out", len(envelopes)))
+		b.Fatalf("publish backlog of %d visits: timed out", len(envelopes))
 	}
 }
