@@ -60,11 +60,21 @@ clean:
 demo: ensure-postgres build
 	bin/visitrelay-demo
 
-# bench runs the benchmarks only, skipping the tests. The end-to-end
-# benchmarks are whole load runs, so each runs once.
+# bench runs the end-to-end benchmarks in e2e/bench_*_test.go, once each
+# because each is a whole load run, keeps their output in BENCH_OUTPUT,
+# prints the table of figures and appends it, with the date, the commit and
+# the machine, to docs/benchmarks.md. It takes about 7 minutes on 2 cores
+# with a warm build cache. BENCH_SPIKE (60s), BENCH_STEP (5s) and
+# BENCH_BACKLOG (100000) shorten the phases for a quick look; the table
+# shows the conditions it ran with. When a benchmark fails, the table of
+# what was measured is printed but not appended.
+BENCH_OUTPUT ?= bin/bench.txt
 .PHONY: bench
 bench: ensure-postgres
-	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 30m ./...
+	mkdir -p $(dir $(BENCH_OUTPUT))
+	bash -o pipefail -c '$(GO) test -run "^$$" -bench . -benchtime=1x -count=1 -timeout 15m ./e2e/ | tee $(BENCH_OUTPUT)' || \
+		{ $(GO) run ./cmd/visitrelay-benchreport $(BENCH_OUTPUT); exit 1; }
+	$(GO) run ./cmd/visitrelay-benchreport -append docs/benchmarks.md $(BENCH_OUTPUT)
 
 # deb builds the visitrelay-appliance and visitrelay-gateway Debian packages
 # into DIST with nfpm, pinned as a Go tool in go.mod; the binaries go to
