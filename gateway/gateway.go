@@ -32,19 +32,18 @@ type Gateway struct {
 	cfg    Config
 	logger *slog.Logger
 
-	ns        *natsembed.Server
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	visits    jetstream.Stream
-	publisher *visitPublisher
-	dir       *directory.Cache
-	signer    tokenSigner
-	throttle  *loginThrottle
-	app       *fiber.App
-	conns     *connTracker
-	listener  net.Listener
-	cancel    context.CancelFunc
-	served    chan error
+	ns       *natsembed.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	visits   jetstream.Stream
+	dir      *directory.Cache
+	signer   tokenSigner
+	throttle *loginThrottle
+	app      *fiber.App
+	conns    *connTracker
+	listener net.Listener
+	cancel   context.CancelFunc
+	served   chan error
 
 	// HTTPS and leafnode link security, set up by setupTLS (tls.go): the
 	// certificate source (nil in tls.mode off), the link's TLS and site
@@ -132,8 +131,7 @@ func (g *Gateway) startNATS() error {
 		ns.Server.Shutdown()
 		return err
 	}
-	// A publish whose ack never arrives must not hold its slot forever.
-	g.js, err = jetstream.New(g.nc, jetstream.WithPublishAsyncTimeout(g.cfg.Visits.PublishTimeout))
+	g.js, err = jetstream.New(g.nc)
 	if err != nil {
 		g.nc.Close()
 		ns.Server.Shutdown()

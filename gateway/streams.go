@@ -29,8 +29,6 @@ func (g *Gateway) setupStreams(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.publisher = newVisitPublisher(g.js, g.cfg.Visits.PublishTimeout, g.logger.With("component", "publisher"))
-	go g.publisher.run(runCtx)
 
 	if g.cfg.Archive.Enabled {
 		archiveCfg := g.cfg.Archive

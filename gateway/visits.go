@@ -88,7 +88,7 @@ func (g *Gateway) accept(ctx context.Context, v visit.Visit) (acceptResponse, bo
 	if err != nil {
 		return acceptResponse{}, false, err
 	}
-	ack, err := g.publisher.publish(ctx, msg)
+	ack, err := g.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return acceptResponse{}, false, fmt.Errorf("publish visit %s: %w: %w", v.VisitID, ErrUnavailable, err)
 	}

@@ -93,9 +93,6 @@ func CloudVisitsConfig(retention time.Duration, maxBytes int64) jetstream.Stream
 		// A retry of the same visitId within the window is answered from
 		// the stream's duplicate tracking; later ones from a lookup by subject.
 		Duplicates: time.Hour,
-		// The gateway stores visits posted at the same moment as one
-		// atomic batch, with one fsync for all of them.
-		AllowAtomicPublish: true,
 		// Lookups by subject before each publish are direct gets, which
 		// skip the JetStream API queue.
 		AllowDirect: true,
