@@ -48,6 +48,7 @@ func BenchmarkBacklogDrain(b *testing.B) {
 		}
 		n = v
 	}
+	logger := benchLogger().With("visits", n)
 	e := relaytest.Start(b)
 	benchPrintVersions(b, e.Pool)
 	e.StopAppliance()
@@ -55,11 +56,14 @@ func BenchmarkBacklogDrain(b *testing.B) {
 
 	for b.Loop() {
 		plain := benchPlainInsert(b, e, envelopes)
+		logger.Info("plain insert finished", "took", plain)
 		if _, err := e.Pool.Exec(context.Background(), "TRUNCATE visits CASCADE"); err != nil {
 			b.Fatalf("empty visits: %v", err)
 		}
 
+		published := time.Now()
 		benchPublishBacklog(b, e, envelopes)
+		logger.Info("backlog published to the cloud stream", "took", time.Since(published))
 		start := time.Now()
 		e.StartAppliance()
 		// The on-prem stream's count shows whether sourcing or committing
@@ -73,6 +77,7 @@ func BenchmarkBacklogDrain(b *testing.B) {
 		if got := e.CountVisits(); got != n {
 			b.Fatalf("visits table has %d rows, want %d", got, n)
 		}
+		logger.Info("backlog drained", "sourced_after", sourced, "committed_after", drain)
 		b.ReportMetric(float64(n)/sourced.Seconds(), "source-visits/s")
 
 		plainRate := float64(n) / plain.Seconds()
