@@ -63,11 +63,12 @@ demo: ensure-postgres build
 # bench runs the end-to-end benchmarks in e2e/bench_*_test.go, once each
 # because each is a whole load run, keeps their output in BENCH_OUTPUT,
 # prints the table of figures and appends it, with the date, the commit and
-# the machine, to docs/benchmarks.md. It takes about 7 minutes on 2 cores
-# with a warm build cache. BENCH_SPIKE (60s), BENCH_STEP (5s) and
-# BENCH_BACKLOG (100000) shorten the phases for a quick look; the table
-# shows the conditions it ran with. When a benchmark fails, the table of
-# what was measured is printed but not appended.
+# the machine, to docs/benchmarks.md. It took 7 minutes on 2 cores with an
+# empty build cache and the Go modules already downloaded. BENCH_SPIKE
+# (60s), BENCH_STEP (5s) and BENCH_BACKLOG (100000) shorten the phases for
+# a quick look, and the table shows the conditions it ran with. When a
+# benchmark fails, the table of what was measured is printed but not
+# appended.
 BENCH_OUTPUT ?= bin/bench.txt
 .PHONY: bench
 bench: ensure-postgres
