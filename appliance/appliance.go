@@ -74,7 +74,8 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.committer = &committer{cfg: a.cfg.Committer, pool: a.pool, js: a.js, consumer: consumer,
-		logger: a.logger.With("component", "committer"), metrics: newCommitMetrics()}
+		logger: a.logger.With("component", "committer"), metrics: newCommitMetrics(),
+		awaitingReceipt: map[string]struct{}{}}
 	pub := &publisher{pool: a.pool, kv: kv, logger: a.logger.With("component", "publisher")}
 	a.goRun(func() { a.committer.run(runCtx) })
 	a.goRun(func() { pub.run(runCtx) })

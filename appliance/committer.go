@@ -37,10 +37,22 @@ type committer struct {
 	lastCommit  atomic.Int64 // unix nanoseconds
 	dbDownSince atomic.Int64 // unix nanoseconds, or 0 while the database responds
 
+	// awaitingReceipt holds the visits committed by a batch whose receipts
+	// failed; only the committer's goroutine uses it.
+	awaitingReceipt map[string]struct{}
+
 	// For the status page and /metrics (metrics.go).
 	redeliveries atomic.Int64
 	metrics      *commitMetrics
 }
+
+// receiptRetryDelay is how long a batch whose receipts failed waits before
+// its redelivery.
+const receiptRetryDelay = 2 * time.Second
+
+// maxAwaitingReceipt bounds committer.awaitingReceipt; beyond it the status
+// counters may count a few visits as duplicates rather than committed.
+const maxAwaitingReceipt = 100_000
 
 // consumerConfig keeps MaxAckPending above the batch size and AckWait above
 // the slowest commit, so the consumer never stalls silently.
@@ -219,7 +231,9 @@ func (c *committer) markDatabaseUp() {
 // publishes them again, and the receipt stream drops the copy by its id.
 func (c *committer) finish(ctx context.Context, items []*pending, byItem map[*pending]jetstream.Msg) {
 	if err := c.publishReceipts(ctx, items); err != nil {
-		c.logger.Warn("publish receipts failed; the visits will be redelivered", "count", len(items), "error", err)
+		c.logger.Warn("publish receipts failed; the visits will be redelivered", "count", len(items),
+			"retry_in", receiptRetryDelay, "error", err)
+		c.retryReceipts(items, byItem)
 		return
 	}
 	for i, p := range items {
@@ -236,7 +250,7 @@ func (c *committer) finish(ctx context.Context, items []*pending, byItem map[*pe
 			c.logger.Warn("ack failed; the visit will be redelivered and absorbed as a duplicate",
 				"visit_id", p.env.VisitID, "error", err)
 		}
-		if p.duplicate {
+		if p.duplicate && !c.receiptPending(p.env.VisitID) {
 			c.duplicates.Add(1)
 		} else {
 			c.committed.Add(1)
@@ -251,6 +265,31 @@ func (c *committer) finish(ctx context.Context, items []*pending, byItem map[*pe
 // stores with one fsync. A redelivered visit has a receipt already, which
 // fails the whole batch, so then they are published one by one and the
 // stream drops the copies by their Nats-Msg-Id.
+// retryReceipts hands committed visits whose receipts failed back to the
+// stream after a short delay, rather than after AckWait: a receipt stream
+// without a leader usually has a new one within seconds. It remembers the
+// visits, so that their redelivery counts them as committed, not as
+// duplicates.
+func (c *committer) retryReceipts(items []*pending, byItem map[*pending]jetstream.Msg) {
+	if len(c.awaitingReceipt) > maxAwaitingReceipt {
+		clear(c.awaitingReceipt)
+	}
+	for _, p := range items {
+		if !p.duplicate {
+			c.awaitingReceipt[p.env.VisitID] = struct{}{}
+		}
+		_ = byItem[p].NakWithDelay(receiptRetryDelay)
+	}
+}
+
+// receiptPending reports whether visitID was committed by an earlier
+// delivery whose receipt failed, and removes it from that set.
+func (c *committer) receiptPending(visitID string) bool {
+	_, ok := c.awaitingReceipt[visitID]
+	delete(c.awaitingReceipt, visitID)
+	return ok
+}
+
 func (c *committer) publishReceipts(ctx context.Context, items []*pending) error {
 	msgs := make([]*nats.Msg, len(items))
 	for i, p := range items {
