@@ -3,9 +3,11 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/visitrelay/visitrelay/internal/archive"
@@ -17,6 +19,14 @@ import (
 // archiverConsumer prefixes the durable consumer, one per node, that copies
 // every accepted visit into the day files of the archive.
 const archiverConsumer = "archiver"
+
+// archiveBatchSize and archiveBatchWait bound one batch of the archive: a
+// backlog goes in batches of archiveBatchSize, a trickle in one batch per
+// archiveBatchWait.
+const (
+	archiveBatchSize = 500
+	archiveBatchWait = 2 * time.Second
+)
 
 // archiver appends every visit of the cloud stream to the archive. It acks
 // a batch only after the archive file is fsynced, so a crash writes a batch
@@ -53,7 +63,7 @@ func newArchiver(ctx context.Context, js jetstream.JetStream, name string, cfg A
 func (a *archiver) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		a.prune()
-		msgs, err := natsembed.FetchAvailable(a.consumer, 500)
+		msgs, err := a.fetch()
 		if err != nil {
 			a.logger.Warn("fetch visits to archive failed; retrying in 1s", "error", err)
 			sleepContext(ctx, time.Second)
@@ -63,6 +73,27 @@ func (a *archiver) run(ctx context.Context) {
 			a.write(ctx, msgs)
 		}
 	}
+}
+
+// fetch collects visits for up to archiveBatchWait, so that at a trickle of
+// posts one fsync of the archive covers many visits instead of each one,
+// and the archive's fsyncs do not slow down those of the stream.
+func (a *archiver) fetch() ([]jetstream.Msg, error) {
+	batch, err := a.consumer.Fetch(archiveBatchSize, jetstream.FetchMaxWait(archiveBatchWait))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for msg := range batch.Messages() {
+		msgs = append(msgs, msg)
+	}
+	// Messages in hand are written even when the fetch ended with an
+	// error; the error counts only when nothing came.
+	err = batch.Error()
+	if len(msgs) > 0 || err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+		return msgs, nil
+	}
+	return nil, err
 }
 
 // write groups a batch by the day of acceptance and appends each group.
