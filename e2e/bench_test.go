@@ -6,7 +6,6 @@ package e2e
 // docs/benchmarks.md. No figure is asserted.
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -103,23 +102,13 @@ type benchAccount struct {
 	username, password, userID string
 }
 
-// benchFaultAccounts returns the fixture salesmen of a faulttest.System.
+// benchFaultAccounts returns faulttest's fixture salesmen, which
+// faulttest.Start and faulttest.StartGatewayCluster import.
 func benchFaultAccounts() []benchAccount {
 	accounts := make([]benchAccount, 0, len(faulttest.Users))
 	for _, u := range faulttest.Users {
 		accounts = append(accounts, benchAccount{username: u.Username, password: u.Password, userID: u.ID})
 	}
-	return accounts
-}
-
-// benchRelayAccounts returns the fixture salesmen of relaytest, sorted by
-// username so that runs log in alike.
-func benchRelayAccounts() []benchAccount {
-	var accounts []benchAccount
-	for username, id := range relaytest.Users {
-		accounts = append(accounts, benchAccount{username: username, password: relaytest.Password, userID: id})
-	}
-	slices.SortFunc(accounts, func(a, b benchAccount) int { return cmp.Compare(a.username, b.username) })
 	return accounts
 }
 

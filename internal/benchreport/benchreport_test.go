@@ -38,6 +38,7 @@ func TestParseKeepsUnitsAndConfig(t *testing.T) {
 		{"OneNode/spike", "accept-p99.9-ms", 26.58},
 		{"OneNode/start", "gateway-idle-rss-MiB", 30.75},
 		{"Cluster/saturation", "engine-publish/s", 7676},
+		{"Cluster/spike", "gateway-spike-peak-rss-MiB", 47.23},
 		{"BacklogDrain", "drain/plain", 0.1861},
 	} {
 		got, ok := results.Value(c.name, c.unit)
@@ -110,6 +111,37 @@ func TestRenderMarksMissingBenchmarks(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+func TestMemoryCells(t *testing.T) {
+	const (
+		startOutput = "BenchmarkOneNode/start-2 1 5 ns/op 30.75 gateway-idle-rss-MiB 30.80 gateway-start-peak-rss-MiB\n"
+		spikeOutput = "BenchmarkOneNode/spike-2 1 5 ns/op 41.08 gateway-spike-peak-rss-MiB\n"
+		// The cluster's spike reports the highest peak of its nodes.
+		clusterOutput = "BenchmarkCluster/spike-2 1 5 ns/op 47.23 gateway-spike-peak-rss-MiB\n"
+	)
+	for _, c := range []struct {
+		name, output             string
+		wantOneNode, wantCluster string
+	}{
+		{"every figure", startOutput + spikeOutput + clusterOutput, "30.8 / 30.8 / 41.1 MiB", "— / — / 47.2 MiB (highest node)"},
+		{"no start figures", spikeOutput + clusterOutput, "? / ? / 41.1 MiB", "— / — / 47.2 MiB (highest node)"},
+		{"no spike figures", startOutput, "30.8 / 30.8 / ? MiB", notMeasured},
+		{"no figures", "", notMeasured, notMeasured},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := Parse(strings.NewReader(c.output), "memory.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := memory("gateway", oneNodeStart, oneNodeSpike)(r); got != c.wantOneNode {
+				t.Errorf("one-node cell = %q, want %q", got, c.wantOneNode)
+			}
+			if got := highestNode(memory("gateway", "", clusterSpike))(r); got != c.wantCluster {
+				t.Errorf("cluster cell = %q, want %q", got, c.wantCluster)
+			}
+		})
 	}
 }
 
