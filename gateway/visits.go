@@ -73,8 +73,13 @@ func (g *Gateway) accept(ctx context.Context, v visit.Visit) (acceptResponse, bo
 	hash := v.Hash()
 
 	// The stream's duplicate window drops ids after an hour, so an older
-	// retry is matched by looking the visit up by its subject first.
-	existing, err := g.visits.GetLastMsgForSubject(ctx, streams.VisitLookupSubject(v.VisitID))
+	// retry is matched by looking the visit up by its subject first. The
+	// lookup names the user's own subject: the stream finds a literal
+	// subject in its index at once, while a wildcard over all users got
+	// slower as the stream grew. A visitId reused by another salesman after
+	// the window therefore passes here, and the appliance sends it to dead
+	// letters, because its content hash differs from the stored row's.
+	existing, err := g.visits.GetLastMsgForSubject(ctx, streams.VisitSubject(v.UserID, v.VisitID))
 	switch {
 	case err == nil:
 		resp, err := compareStored(existing, v.VisitID, hash)
