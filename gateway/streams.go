@@ -81,7 +81,7 @@ func (g *Gateway) setupSiteStreams(ctx context.Context, watching bool) {
 		if !watching {
 			watching, err = g.watchDirectory(ctx, ctx)
 		}
-		if err == nil && !created && g.ns.LeafConnected() {
+		if err == nil && !created && g.ns.LeafConnected() && g.siteStreamsAnswer(ctx) {
 			err = g.createSiteStreams(ctx)
 			created = err == nil
 		}
@@ -99,6 +99,24 @@ func (g *Gateway) setupSiteStreams(ctx context.Context, watching bool) {
 		}
 		sleepContext(ctx, 500*time.Millisecond)
 	}
+}
+
+// siteStreamsAnswer reports whether the site's receipt stream and directory
+// bucket answer through the leafnode link. A site cluster that has just
+// connected may not have elected their leaders yet, and a source or mirror
+// whose first request goes unanswered waits 30 s before the next.
+func (g *Gateway) siteStreamsAnswer(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	js, err := jetstream.NewWithDomain(g.nc, g.cfg.NATS.SiteDomain)
+	if err != nil {
+		return false
+	}
+	if _, err := js.Stream(ctx, streams.Receipts); err != nil {
+		return false
+	}
+	_, err = js.KeyValue(ctx, streams.Directory)
+	return err == nil
 }
 
 func (g *Gateway) createSiteStreams(ctx context.Context) error {
