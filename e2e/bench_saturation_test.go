@@ -19,6 +19,10 @@ import (
 	"github.com/visitrelay/visitrelay/internal/streams"
 )
 
+// benchSaturationShares are the constant rates of the saturation steps, as
+// shares of the closed-loop rate, in the order they run.
+var benchSaturationShares = []float64{0.4, 0.55, 0.7, 0.85, 1.0, 1.15}
+
 // The saturation search.
 const (
 	// benchSaturationClients is how many posts, or publishes, are in flight
@@ -27,8 +31,6 @@ const (
 	// benchSaturationP99 is the accept latency p99 that a rate must stay
 	// under to count as sustained.
 	benchSaturationP99 = 50 * time.Millisecond
-	// benchSaturationSteps is the number of constant-rate steps.
-	benchSaturationSteps = 5
 	// benchSaturationPause separates two steps, so that the posts queued by
 	// an overloaded step do not slow down the next one.
 	benchSaturationPause = time.Second
@@ -46,14 +48,13 @@ const (
 //     benchSaturationClients clients, each posting as soon as the response
 //     to its last post arrived, for one step.
 //   - saturation-visits/s is the highest constant rate that the gateway
-//     accepted in full with an accept p99 under benchSaturationP99, found
-//     in benchSaturationSteps steps of step each. saturation/engine is its
-//     ratio to the engine's rate.
+//     accepted in full with an accept p99 under benchSaturationP99, out of
+//     steps of step each at the benchSaturationShares of the closed-loop
+//     rate. saturation/engine is its ratio to the engine's rate.
 //
-// The search bisects between 0 and twice the closed-loop rate, starting at
-// the closed-loop rate, so five steps resolve the figure to 1/16 of that
-// rate. A step slowed down by noise, such as another process's disk
-// writes, ends the search lower than a quiet machine would.
+// Every step runs, from the lowest rate up, so that one step spoiled by a
+// stall, such as another process's disk writes, does not hide a higher
+// rate that the gateway sustains. The log lists each step.
 func benchSaturation(b *testing.B, load *benchLoad, natsURL string, step time.Duration, logger *slog.Logger) {
 	b.Helper()
 	engine := benchEngineRate(b, natsURL, step)
@@ -67,23 +68,19 @@ func benchSaturation(b *testing.B, load *benchLoad, natsURL string, step time.Du
 		"p99", closed.latency(99), "failed", closed.failed())
 
 	var best benchRun
-	low, high := 0.0, 2*closed.acceptedRate()
-	rate := closed.acceptedRate()
-	for range benchSaturationSteps {
+	for _, share := range benchSaturationShares {
 		time.Sleep(benchSaturationPause)
+		rate := share * closed.acceptedRate()
 		run := benchAttack(load, rate, step)
 		sustained := benchSustained(run)
 		logger.Info("saturation step", "offered_per_second", int(rate), "accepted_per_second", int(run.acceptedRate()),
 			"p99", run.latency(99), "failed", run.failed(), "sustained", sustained)
 		if sustained {
-			best, low = run, rate
-		} else {
-			high = rate
+			best = run
 		}
-		rate = (low + high) / 2
 	}
 	if best.accepted == 0 {
-		b.Logf("saturation: no step of at least %.0f visits/s kept the p99 under %s", high, benchSaturationP99)
+		b.Logf("saturation: no step kept the p99 under %s", benchSaturationP99)
 	}
 
 	b.ReportMetric(step.Seconds(), "step-s")
