@@ -114,41 +114,7 @@ func (p *ClusterPoster) recordFailure(node int, networkError bool) {
 
 // Start posts visits from Workers concurrent clients in the background.
 func (p *ClusterPoster) Start(ctx context.Context, visits []Visit) *Burst {
-	jobs := make(chan Visit)
-	b := &Burst{done: make(chan struct{})}
-	var wg sync.WaitGroup
-	for range p.Workers {
-		client := p.NewClient()
-		wg.Go(func() {
-			for v := range jobs {
-				_, _ = p.Post(ctx, client, v)
-			}
-		})
-	}
-	var interval time.Duration
-	if p.Rate > 0 {
-		interval = time.Duration(float64(time.Second) / p.Rate)
-	}
-	go func() {
-		defer close(b.done)
-		defer wg.Wait()
-		defer close(jobs)
-		next := time.Now()
-		for _, v := range visits {
-			next = next.Add(interval)
-			select {
-			case jobs <- v:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case <-time.After(time.Until(next)):
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return b
+	return startBurst(ctx, visits, p.Workers, p.Rate, p.NewClient, p.Post)
 }
 
 // NewClient returns an HTTP client that keeps one connection per node.

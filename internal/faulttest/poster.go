@@ -248,20 +248,28 @@ func (b *Burst) Wait() { <-b.done }
 
 // Start posts visits from Workers concurrent clients in the background.
 func (p *Poster) Start(ctx context.Context, visits []Visit) *Burst {
+	return startBurst(ctx, visits, p.Workers, p.Rate, p.NewClient, p.Post)
+}
+
+// startBurst posts visits with post from workers concurrent clients made by
+// newClient, starting at most rate posts per second (no limit when rate
+// is 0), in the background.
+func startBurst(ctx context.Context, visits []Visit, workers int, rate float64,
+	newClient func() *http.Client, post func(context.Context, *http.Client, Visit) (Ack, error)) *Burst {
 	jobs := make(chan Visit)
 	b := &Burst{done: make(chan struct{})}
 	var wg sync.WaitGroup
-	for range p.Workers {
-		client := p.NewClient()
+	for range workers {
+		client := newClient()
 		wg.Go(func() {
 			for v := range jobs {
-				_, _ = p.Post(ctx, client, v)
+				_, _ = post(ctx, client, v)
 			}
 		})
 	}
 	var interval time.Duration
-	if p.Rate > 0 {
-		interval = time.Duration(float64(time.Second) / p.Rate)
+	if rate > 0 {
+		interval = time.Duration(float64(time.Second) / rate)
 	}
 	go func() {
 		defer close(b.done)
