@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/visitrelay/visitrelay/internal/streams"
 )
@@ -48,11 +49,10 @@ type ApplianceNode struct {
 // Everything stops when t ends.
 //
 // The nodes start first, so that the site's directory bucket exists when
-// the gateway creates its mirror of it, which the gateway does as soon as
-// the first leafnode link is up. Started the other way round, the mirror's
-// first request went unanswered and nats-server v2.15.3 sent the next 30 s
-// later. In this order that still happened in about half of the runs on 2
-// cores. The nodes' source of the cloud VISITS stream, created while the
+// the gateway creates its mirror of it. Before the gateway waited for the
+// site's streams to answer, the mirror's first request could go unanswered
+// and nats-server v2.15.3 sent the next 30 s later, in about half of the
+// runs on 2 cores. The nodes' source of the cloud VISITS stream, created while the
 // gateway was down, also started late: the first visits were stored about
 // 25 s after the gateway was ready. Nodes restarted later source at once.
 func StartApplianceCluster(t testing.TB, bins Binaries, o ClusterOptions) *ApplianceCluster {
@@ -66,10 +66,11 @@ func StartApplianceCluster(t testing.TB, bins Binaries, o ClusterOptions) *Appli
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("directory has %d users, %d clinics, %d devices", len(Users), len(Clinics), len(Devices))
-	c.WaitFor("the directory reaches the gateway", readyTimeout, func() bool {
+	took := c.WaitFor("the directory reaches the gateway", readyTimeout, func() bool {
 		body, err := getText(c.URL + "/readyz")
 		return err == nil && strings.Contains(body, want)
 	})
+	t.Logf("the directory reached the gateway %s after it started", took.Round(time.Millisecond))
 	return c
 }
 
