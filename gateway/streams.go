@@ -81,7 +81,7 @@ func (g *Gateway) setupSiteStreams(ctx context.Context, watching bool) {
 		if !watching {
 			watching, err = g.watchDirectory(ctx, ctx)
 		}
-		if err == nil && !created && g.ns.LeafConnected() && g.siteStreamsAnswer(ctx) {
+		if err == nil && !created && g.ns.LeafConnected() && g.siteStreamsReady(ctx) {
 			err = g.createSiteStreams(ctx)
 			created = err == nil
 		}
@@ -101,11 +101,11 @@ func (g *Gateway) setupSiteStreams(ctx context.Context, watching bool) {
 	}
 }
 
-// siteStreamsAnswer reports whether the site's receipt stream and directory
-// bucket answer through the leafnode link. A site cluster that has just
+// siteStreamsReady reports whether the site's receipt stream and directory
+// bucket respond to info requests through the leafnode link. A site cluster that has just
 // connected may not have elected their leaders yet, and a source or mirror
 // whose first request goes unanswered waits 30 s before the next.
-func (g *Gateway) siteStreamsAnswer(ctx context.Context) bool {
+func (g *Gateway) siteStreamsReady(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	js, err := jetstream.NewWithDomain(g.nc, g.cfg.NATS.SiteDomain)
