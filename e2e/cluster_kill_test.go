@@ -4,10 +4,12 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/visitrelay/visitrelay/internal/faulttest"
+	"github.com/visitrelay/visitrelay/internal/health"
 	"github.com/visitrelay/visitrelay/internal/pgtest"
 )
 
@@ -73,11 +75,16 @@ func TestGatewayClusterNodeKilled(t *testing.T) {
 	if failures := poster.Failures(killed); failures.Network == 0 {
 		t.Errorf("no post to the killed %s failed at the transport level; the burst missed the outage", c.Nodes[killed].Name)
 	}
+	clusterKillCheckStatus(t, c, moved, killed)
 
 	c.StartNode(killed)
 	t.Logf("%s ready again %s after the kill", c.Nodes[killed].Name, time.Since(killedAt).Round(time.Millisecond))
 	burst.Wait()
 	clusterKillRejoinGateway(t, c, poster, killed, afterRejoin)
+	c.WaitFor("the status page shows every replica current again", clusterKillRejoinTimeout, func() bool {
+		st, err := c.NodeStatus(moved)
+		return err == nil && st.Stream.ReplicasCurrent == 3 && !st.HasWarning(health.CodeReplicasLost)
+	})
 
 	c.WaitStored(poster.Ledger, clusterKillDrainTimeout)
 	c.CheckNoDeadLetters()
@@ -290,4 +297,33 @@ func clusterKillContext(t *testing.T) context.Context {
 // seed.
 func clusterKillVisits(seed uint64, n int) []faulttest.Visit {
 	return faulttest.NewVisits(rand.New(rand.NewPCG(seed, uint64(n))), n)
+}
+
+// clusterKillCheckStatus checks what the status pages of the two running
+// nodes show while node killed is down: the lost replica by the killed
+// node's name, as a warning that does not stop the flow, and the site as
+// linked also on the node that does not carry the leafnode link.
+func clusterKillCheckStatus(t *testing.T, c *faulttest.GatewayCluster, linked, killed int) {
+	t.Helper()
+	name := c.Nodes[killed].Name
+	for i := range c.Nodes {
+		if i == killed {
+			continue
+		}
+		var st faulttest.GatewayNodeStatus
+		c.WaitFor(c.Nodes[i].Name+"'s status page names the lost replica", clusterKillRejoinTimeout, func() bool {
+			var err error
+			st, err = c.NodeStatus(i)
+			return err == nil && slices.Contains(st.Stream.ReplicasLost, name)
+		})
+		if !st.HasWarning(health.CodeReplicasLost) {
+			t.Errorf("%s's verdict %q has no %s warning while %s is down", c.Nodes[i].Name, st.Verdict.Summary, health.CodeReplicasLost, name)
+		}
+		if st.Verdict.State != health.Degraded {
+			t.Errorf("%s's verdict is %q with one of three nodes down, want %q", c.Nodes[i].Name, st.Verdict.State, health.Degraded)
+		}
+		if !st.SiteLinked || st.HasWarning(health.CodeNoAppliance) {
+			t.Errorf("%s (leafnode link on %s) shows the site as not linked: %q", c.Nodes[i].Name, c.Nodes[linked].Name, st.Verdict.Summary)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,9 +38,12 @@ type Status struct {
 	Stream      StreamStatus   `json:"stream"`
 	// NotSourced is the backlog of the cloud stream that the site has
 	// not sourced yet, from the site's last heartbeat.
-	NotSourced NotSourcedStatus  `json:"notSourced"`
-	Runway     RunwayStatus      `json:"runway"`
-	Leafnodes  int               `json:"leafnodes"`
+	NotSourced NotSourcedStatus `json:"notSourced"`
+	Runway     RunwayStatus     `json:"runway"`
+	Leafnodes  int              `json:"leafnodes"`
+	// SiteLinked is true while a site's leafnode link is up on this node
+	// or, in a cluster, while its heartbeats arrive through another node.
+	SiteLinked bool              `json:"siteLinked"`
 	Appliances []ApplianceStatus `json:"appliances"`
 	Logins     LoginStatus       `json:"logins"`
 	Store      StoreStatus       `json:"store"`
@@ -71,7 +75,13 @@ type StreamStatus struct {
 	MaxBytes      int64   `json:"maxBytes"`
 	FilledPercent float64 `json:"filledPercent"`
 	LastSequence  uint64  `json:"lastSequence"`
-	Error         string  `json:"error"`
+	// Replicas is the stream's configured replica count, and
+	// ReplicasCurrent how many of them, the leader included, are up and
+	// current. ReplicasLost names the cluster nodes of the others.
+	Replicas        int      `json:"replicas"`
+	ReplicasCurrent int      `json:"replicasCurrent"`
+	ReplicasLost    []string `json:"replicasLost"`
+	Error           string   `json:"error"`
 }
 
 // NotSourcedStatus is the backlog that waits in the cloud for the site.
@@ -190,16 +200,17 @@ func (s *statusService) refresh(ctx context.Context) {
 	st.Visits = s.countVisits(ctx, now)
 	st.Runway = s.runway(st, cloud)
 	st.Appliances = s.appliances(now)
+	st.SiteLinked = st.Leafnodes > 0 || slices.ContainsFunc(st.Appliances, func(a ApplianceStatus) bool { return a.Connected })
 	st.NotSourced = s.notSourced(ctx, stream, cloud, now)
 	hour, total := g.metrics.failedRecent.lastHour(now)
 	st.Logins = LoginStatus{FailuresLastHour: hour, FailuresSinceStart: total}
 
 	s.mu.Lock()
 	switch {
-	case st.Leafnodes > 0 && !s.noLeafAt.IsZero():
+	case st.SiteLinked && !s.noLeafAt.IsZero():
 		s.noLeafAt = time.Time{}
 		s.hadLeaves = true
-	case st.Leafnodes == 0 && s.noLeafAt.IsZero():
+	case !st.SiteLinked && s.noLeafAt.IsZero():
 		s.noLeafAt = now
 	}
 	noLeafAt := s.noLeafAt
@@ -252,7 +263,27 @@ func (s *statusService) readStream(ctx context.Context, st *Status) (jetstream.S
 	if info.Config.MaxBytes > 0 {
 		st.Stream.FilledPercent = 100 * float64(info.State.Bytes) / float64(info.Config.MaxBytes)
 	}
+	st.Stream.Replicas, st.Stream.ReplicasCurrent, st.Stream.ReplicasLost = replicaHealth(info)
 	return stream, info
+}
+
+// replicaHealth returns the stream's configured replicas, how many are up
+// and current, and the names of the cluster nodes whose replica is not.
+func replicaHealth(info *jetstream.StreamInfo) (wanted, current int, lost []string) {
+	wanted = max(info.Config.Replicas, 1)
+	lost = []string{}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return wanted, 0, lost
+	}
+	current = 1
+	for _, peer := range info.Cluster.Replicas {
+		if peer.Current && !peer.Offline {
+			current++
+			continue
+		}
+		lost = append(lost, peer.Name)
+	}
+	return wanted, current, lost
 }
 
 // countVisits counts the visits stored since local midnight, since the
@@ -318,7 +349,9 @@ func (s *statusService) appliances(now time.Time) []ApplianceStatus {
 		received := b.receivedAt.UTC()
 		a := ApplianceStatus{
 			Site: b.msg.Site, Server: b.msg.Server, Version: b.msg.Version,
-			Connected:      leafNames[b.msg.Server] && now.Sub(b.receivedAt) < heartbeat.Late,
+			// In a cluster the site's link may end on another node, whose
+			// routes bring the heartbeats here.
+			Connected:      (leafNames[b.msg.Server] || s.g.cfg.Cluster.Enabled()) && now.Sub(b.receivedAt) < heartbeat.Late,
 			ConnectedSince: b.msg.LinkUpSince, LastHeartbeat: &received, HeartbeatAgeSeconds: &age,
 			State: b.msg.State, Summary: b.msg.Summary, PendingCommit: b.msg.PendingCommit,
 			Committed: b.msg.Committed, DeadLetters: b.msg.DeadLetters, LastCommitAt: b.msg.LastCommitAt,
@@ -406,17 +439,32 @@ func gatewayWarnings(st Status, noLeafAt, now time.Time) []health.Warning {
 	if d := st.Runway.Days; d != nil && *d < health.RunwayLowDays {
 		ws = append(ws, health.Warning{Code: health.CodeRunwayLow, Message: fmt.Sprintf("cloud buffer runway %.1f days", *d)})
 	}
-	if st.Leafnodes == 0 {
+	if st.Stream.Known && st.Stream.ReplicasCurrent < st.Stream.Replicas {
+		ws = append(ws, replicasWarning(st.Stream))
+	}
+	if !st.SiteLinked {
 		ws = append(ws, health.Warning{Code: health.CodeNoAppliance, Message: "no appliance connected; visits wait in the cloud", Since: health.At(noLeafAt)})
 	}
 	for _, a := range st.Appliances {
-		ws = append(ws, applianceWarnings(a, st.Leafnodes > 0, now)...)
+		ws = append(ws, applianceWarnings(a, st.SiteLinked, now)...)
 	}
 	if v := st.NotSourced.OldestAcceptedAt; v != nil && now.Sub(*v) > health.MaxPendingAge {
 		ws = append(ws, health.Warning{Code: health.CodeVisitsDelayed,
 			Message: fmt.Sprintf("%d visits not yet sourced by the site", st.NotSourced.Pending), Since: v})
 	}
 	return ws
+}
+
+// replicasWarning names the cluster nodes whose replica of the cloud stream
+// is down or behind. Without a majority of current replicas the stream
+// takes no visits.
+func replicasWarning(stream StreamStatus) health.Warning {
+	lost := strings.Join(stream.ReplicasLost, ", ")
+	if lost == "" {
+		lost = "unknown nodes"
+	}
+	return health.Warning{Code: health.CodeReplicasLost, Stops: 2*stream.ReplicasCurrent <= stream.Replicas,
+		Message: fmt.Sprintf("cloud stream has %d of %d replicas current; down or behind: %s", stream.ReplicasCurrent, stream.Replicas, lost)}
 }
 
 func applianceWarnings(a ApplianceStatus, linked bool, now time.Time) []health.Warning {

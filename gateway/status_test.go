@@ -84,9 +84,10 @@ func TestGatewayWarnings(t *testing.T) {
 	beat := now.Add(-5 * time.Second)
 	healthy := func() Status {
 		return Status{
-			Stream:    StreamStatus{Known: true, MaxBytes: 1000, FilledPercent: 10},
-			Store:     StoreStatus{JetStreamHealthy: true, Writable: true, FilesystemUsedPercent: 40},
-			Leafnodes: 1,
+			Stream:     StreamStatus{Known: true, MaxBytes: 1000, FilledPercent: 10, Replicas: 1, ReplicasCurrent: 1},
+			Store:      StoreStatus{JetStreamHealthy: true, Writable: true, FilesystemUsedPercent: 40},
+			Leafnodes:  1,
+			SiteLinked: true,
 			Appliances: []ApplianceStatus{{Site: "onprem", Connected: true, LastHeartbeat: &beat,
 				State: health.Flowing, Summary: "all flowing"}},
 		}
@@ -100,7 +101,16 @@ func TestGatewayWarnings(t *testing.T) {
 		state health.State
 	}{
 		{"healthy", func(*Status) {}, nil, health.Flowing},
-		{"no appliance", func(s *Status) { s.Leafnodes = 0; s.Appliances[0].Connected = false }, []string{health.CodeNoAppliance}, health.Degraded},
+		{"no appliance", func(s *Status) {
+			s.Leafnodes, s.SiteLinked, s.Appliances[0].Connected = 0, false, false
+		}, []string{health.CodeNoAppliance}, health.Degraded},
+		{"site linked to another node", func(s *Status) { s.Leafnodes = 0 }, nil, health.Flowing},
+		{"cluster node lost", func(s *Status) {
+			s.Stream.Replicas, s.Stream.ReplicasCurrent, s.Stream.ReplicasLost = 3, 2, []string{"gw3"}
+		}, []string{health.CodeReplicasLost}, health.Degraded},
+		{"cluster majority lost", func(s *Status) {
+			s.Stream.Replicas, s.Stream.ReplicasCurrent, s.Stream.ReplicasLost = 3, 1, []string{"gw2", "gw3"}
+		}, []string{health.CodeReplicasLost}, health.Stopped},
 		{"late heartbeat", func(s *Status) { late := now.Add(-time.Minute); s.Appliances[0].LastHeartbeat = &late }, []string{health.CodeHeartbeatLate}, health.Degraded},
 		{"site degraded", func(s *Status) {
 			s.Appliances[0].State, s.Appliances[0].Summary = health.Degraded, "degraded: database unreachable since 06:59:00"

@@ -2,12 +2,17 @@ package faulttest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/visitrelay/visitrelay/internal/health"
 	"github.com/visitrelay/visitrelay/internal/streams"
 )
 
@@ -226,4 +231,48 @@ func (c *GatewayCluster) Check(ledger *Ledger, i int) Result {
 func (c *GatewayCluster) CheckNoDeadLetters() {
 	c.t.Helper()
 	c.checkNoDeadLetters(c.applianceConfig)
+}
+
+// GatewayNodeStatus is the part of a gateway node's /status.json that the
+// cluster tests read.
+type GatewayNodeStatus struct {
+	Verdict    health.Verdict `json:"verdict"`
+	SiteLinked bool           `json:"siteLinked"`
+	Stream     struct {
+		Replicas        int      `json:"replicas"`
+		ReplicasCurrent int      `json:"replicasCurrent"`
+		ReplicasLost    []string `json:"replicasLost"`
+	} `json:"stream"`
+}
+
+// HasWarning reports whether the verdict carries a warning with code.
+func (s GatewayNodeStatus) HasWarning(code string) bool {
+	return slices.ContainsFunc(s.Verdict.Warnings, func(w health.Warning) bool { return w.Code == code })
+}
+
+// NodeStatus reads node i's /status.json with the admin token that the
+// node wrote to its state directory.
+func (c *GatewayCluster) NodeStatus(i int) (GatewayNodeStatus, error) {
+	token, err := os.ReadFile(filepath.Join(c.dir, c.Nodes[i].Name, "admin.token"))
+	if err != nil {
+		return GatewayNodeStatus{}, fmt.Errorf("read %s's admin token: %w", c.Nodes[i].Name, err)
+	}
+	req, err := http.NewRequest(http.MethodGet, c.Nodes[i].URL+"/status.json", nil)
+	if err != nil {
+		return GatewayNodeStatus{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return GatewayNodeStatus{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return GatewayNodeStatus{}, fmt.Errorf("GET %s/status.json: status %d", c.Nodes[i].URL, resp.StatusCode)
+	}
+	var st GatewayNodeStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return GatewayNodeStatus{}, fmt.Errorf("decode %s's /status.json: %w", c.Nodes[i].Name, err)
+	}
+	return st, nil
 }

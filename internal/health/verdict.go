@@ -39,6 +39,7 @@ const (
 	CodeNoAppliance         = "no_appliance"
 	CodeHeartbeatLate       = "heartbeat_late"
 	CodeApplianceDegraded   = "appliance_degraded"
+	CodeReplicasLost        = "replicas_lost"
 )
 
 // Thresholds of the warnings that both sides raise.
