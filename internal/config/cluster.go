@@ -42,6 +42,11 @@ func (c Cluster) StreamReplicas() int {
 // Validate checks the cluster settings under the key prefix.
 func (c Cluster) Validate(p *Problems, prefix string) {
 	if !c.Enabled() {
+		// Without a name the node runs alone, so routes or replicas point
+		// to a forgotten name rather than a single-node setup.
+		if len(c.Routes) > 0 || c.Replicas > 1 {
+			p.Add(prefix+".name", "", "must be set, the same on every node, when routes or replicas are set; remove the cluster section to run one node")
+		}
 		return
 	}
 	if _, _, err := c.listenAddress(); err != nil {
@@ -59,7 +64,7 @@ func (c Cluster) Validate(p *Problems, prefix string) {
 		p.Add(prefix+".replicas", c.Replicas, "must be from 1 to 5")
 	}
 	if c.Replicas > len(c.Routes) && len(c.Routes) > 0 {
-		p.Add(prefix+".replicas", c.Replicas, fmt.Sprintf("must not exceed the %d nodes listed in routes", len(c.Routes)))
+		p.Add(prefix+".replicas", c.Replicas, fmt.Sprintf("must not exceed the number of nodes listed in routes (%d)", len(c.Routes)))
 	}
 }
 
