@@ -183,3 +183,26 @@ func TestAppendSectionSeparatesWithBlankLine(t *testing.T) {
 		})
 	}
 }
+
+func TestSaturationCell(t *testing.T) {
+	const name = "BenchmarkOneNode/saturation"
+	tests := []struct {
+		name    string
+		figures map[string]float64
+		want    string
+	}{
+		{"a step above failed", map[string]float64{"saturation-visits/s": 2363, "saturation-p99-ms": 41.7, "saturation-top-step-held": 0},
+			"2,363 visits/s (p99 42 ms)"},
+		{"highest step held", map[string]float64{"saturation-visits/s": 2911, "saturation-p99-ms": 30, "saturation-top-step-held": 1},
+			"≥ 2,911 visits/s (p99 30 ms, the highest step held)"},
+		{"no step held", map[string]float64{"saturation-visits/s": 0, "saturation-p99-ms": 0}, "no step met the limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Results{Figures: map[string]map[string]float64{name: tt.figures}}
+			if got := saturation(name)(r); got != tt.want {
+				t.Errorf("saturation cell %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

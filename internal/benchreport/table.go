@@ -171,6 +171,10 @@ func saturation(name string) func(Results) string {
 		if v == 0 {
 			return "no step met the limit"
 		}
+		// When the highest step held, the gateway's limit lies above it.
+		if top, ok := r.Value(name, "saturation-top-step-held"); ok && top == 1 {
+			return fmt.Sprintf("≥ %s visits/s (p99 %s, the highest step held)", formatNumber(v), formatMilliseconds(p99))
+		}
 		return fmt.Sprintf("%s visits/s (p99 %s)", formatNumber(v), formatMilliseconds(p99))
 	}
 }
