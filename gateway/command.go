@@ -15,6 +15,17 @@ import (
 // DefaultConfigPath is the config file path of the packaged gateway.
 const DefaultConfigPath = "/etc/visitrelay/gateway.yaml"
 
+const usage = `usage: visitrelay-gateway [COMMAND] [-config FILE]
+
+commands:
+  run              serve visits, the page and the leafnode listener (the default)
+  check-config     validate the config file, test the certificates, state directory and listen addresses
+  hash-password    print the bcrypt hash of a site password read from stdin, for nats.sites
+  help             print this help
+
+flags:
+  -config FILE     the YAML config file (default ` + DefaultConfigPath + `)`
+
 // Run is the visitrelay-gateway command line: "run" (the default) serves
 // until ctx ends; "check-config" validates the config file, tests the
 // certificates, state directory and listen addresses, and exits;
@@ -24,8 +35,18 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		command, args = args[0], args[1:]
 	}
+	switch command {
+	case "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	case "run", "check-config", "hash-password":
+	default:
+		return fmt.Errorf("unknown command %q; use run, check-config, hash-password or help", command)
+	}
+
 	fs := flag.NewFlagSet("visitrelay-gateway "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
 	configPath := fs.String("config", DefaultConfigPath, "path of the YAML config file")
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -43,13 +64,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	switch command {
-	case "run":
-		return serve(ctx, cfg, stderr)
-	case "check-config":
+	if command == "check-config" {
 		return checkConfig(cfg, *configPath, stdout) // checkconfig.go
 	}
-	return fmt.Errorf("unknown command %q; use run, check-config or hash-password", command)
+	return serve(ctx, cfg, stderr)
 }
 
 // LoadConfig reads and validates a gateway config file. VISITRELAY_STATE_DIR
