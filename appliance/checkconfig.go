@@ -39,7 +39,13 @@ func checkConfig(ctx context.Context, cfg Config, path string, stdout io.Writer)
 	}
 
 	report("database "+redactURL(cfg.Database.URL)+" answers with a current schema", checkDatabaseConfig(ctx, cfg.Database, stdout))
-	report("leafnode link to "+strings.Join(cfg.NATS.GatewayURLs, ", ")+" opens", probeLink(cfg.NATS))
+	// Each gateway URL gets its own link, so that a wrong failover address
+	// shows here rather than during a failover.
+	for _, gatewayURL := range cfg.NATS.GatewayURLs {
+		link := cfg.NATS
+		link.GatewayURLs = []string{gatewayURL}
+		report("leafnode link to "+gatewayURL+" opens", probeLink(link))
+	}
 	return errors.Join(errs...)
 }
 
