@@ -2,7 +2,6 @@ package faulttest
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -128,50 +127,16 @@ func (p *ClusterPoster) NewClient() *http.Client {
 // after that one, until a node acknowledges or rejects it, GiveUp passes
 // or ctx ends. Every response goes into the ledger.
 func (p *ClusterPoster) Post(ctx context.Context, client *http.Client, v Visit) (Ack, error) {
-	node := int(p.next.Add(1)-1) % len(p.urls)
+	first := int(p.next.Add(1)-1) % len(p.urls)
 	p.mu.Lock()
-	p.firstNode[v.VisitID] = node
+	p.firstNode[v.VisitID] = first
 	p.mu.Unlock()
 
-	body := v.JSON()
-	deadline := time.Now().Add(p.GiveUp)
-	pause := firstRetryPause
-	for {
-		p.Ledger.sent(v)
-		resp, err := send(ctx, client, http.MethodPost, p.urls[node]+visitsPath, p.token(v.UserID), body)
-		if err == nil && (resp.status == http.StatusCreated || resp.status == http.StatusOK) {
-			ack, decodeErr := decodeAck(v.VisitID, resp)
-			if decodeErr != nil {
-				return Ack{}, decodeErr
-			}
-			p.Ledger.acknowledge(v.VisitID, ack)
-			return ack, nil
-		}
-		if err == nil && resp.status < 500 && resp.status != http.StatusTooManyRequests {
-			p.Ledger.reject(v.VisitID, resp.status, resp.body)
-			return Ack{}, fmt.Errorf("post visit %s to %s: status %d: %s", v.VisitID, p.urls[node], resp.status, truncate(resp.body, 300))
-		}
-
-		if ctx.Err() == nil {
-			p.recordFailure(node, err != nil)
-		}
-		p.Ledger.failed()
-		wait := min(max(pause, retryAfter(resp.header)), p.MaxPause)
-		if time.Now().Add(wait).After(deadline) {
-			err := fmt.Errorf("post visit %s: %w after %s: %v", v.VisitID, errGaveUp, p.GiveUp, describe(resp, err))
-			p.Ledger.unacknowledged(v.VisitID, err)
-			return Ack{}, err
-		}
-		select {
-		case <-ctx.Done():
-			err := fmt.Errorf("post visit %s: %w; last attempt: %v", v.VisitID, ctx.Err(), describe(resp, err))
-			p.Ledger.unacknowledged(v.VisitID, err)
-			return Ack{}, err
-		case <-time.After(wait):
-		}
-		pause = min(pause*2, p.MaxPause)
-		node = (node + 1) % len(p.urls)
-	}
+	node := func(attempt int) int { return (first + attempt) % len(p.urls) }
+	return postWithRetries(ctx, client, v, retryPolicy{ledger: p.Ledger, giveUp: p.GiveUp, maxPause: p.MaxPause},
+		p.token(v.UserID),
+		func(attempt int) string { return p.urls[node(attempt)] },
+		func(attempt int, networkError bool) { p.recordFailure(node(attempt), networkError) })
 }
 
 // PostOnceTo sends v once to node i, without retries, records the

@@ -313,40 +313,62 @@ var errGaveUp = errors.New("gave up")
 // Post posts v with client until the gateway acknowledges or rejects it,
 // GiveUp passes or ctx ends, and records every response in the ledger.
 func (p *Poster) Post(ctx context.Context, client *http.Client, v Visit) (Ack, error) {
+	return postWithRetries(ctx, client, v, retryPolicy{ledger: p.Ledger, giveUp: p.GiveUp, maxPause: p.MaxPause},
+		p.tokens[v.UserID], func(int) string { return p.url }, nil)
+}
+
+// retryPolicy is how a poster retries one visit and where it records it.
+type retryPolicy struct {
+	ledger   *Ledger
+	giveUp   time.Duration
+	maxPause time.Duration
+}
+
+// postWithRetries posts v until a gateway acknowledges or rejects it, the
+// policy's giveUp passes or ctx ends, and records every response in the
+// ledger. baseURL returns the gateway of each attempt, counted from 0.
+// failed, when set, learns of every attempt that gets a network error, a
+// 5xx or a 429 while ctx is live.
+func postWithRetries(ctx context.Context, client *http.Client, v Visit, policy retryPolicy, token string,
+	baseURL func(attempt int) string, failed func(attempt int, networkError bool)) (Ack, error) {
 	body := v.JSON()
-	deadline := time.Now().Add(p.GiveUp)
+	deadline := time.Now().Add(policy.giveUp)
 	pause := firstRetryPause
-	for {
-		p.Ledger.sent(v)
-		resp, err := send(ctx, client, http.MethodPost, p.url+visitsPath, p.tokens[v.UserID], body)
+	for attempt := 0; ; attempt++ {
+		policy.ledger.sent(v)
+		url := baseURL(attempt)
+		resp, err := send(ctx, client, http.MethodPost, url+visitsPath, token, body)
 		if err == nil && (resp.status == http.StatusCreated || resp.status == http.StatusOK) {
 			ack, decodeErr := decodeAck(v.VisitID, resp)
 			if decodeErr != nil {
 				return Ack{}, decodeErr
 			}
-			p.Ledger.acknowledge(v.VisitID, ack)
+			policy.ledger.acknowledge(v.VisitID, ack)
 			return ack, nil
 		}
 		if err == nil && resp.status < 500 && resp.status != http.StatusTooManyRequests {
-			p.Ledger.reject(v.VisitID, resp.status, resp.body)
-			return Ack{}, fmt.Errorf("post visit %s: status %d: %s", v.VisitID, resp.status, truncate(resp.body, 300))
+			policy.ledger.reject(v.VisitID, resp.status, resp.body)
+			return Ack{}, fmt.Errorf("post visit %s to %s: status %d: %s", v.VisitID, url, resp.status, truncate(resp.body, 300))
 		}
 
-		p.Ledger.failed()
-		wait := min(max(pause, retryAfter(resp.header)), p.MaxPause)
+		if failed != nil && ctx.Err() == nil {
+			failed(attempt, err != nil)
+		}
+		policy.ledger.failed()
+		wait := min(max(pause, retryAfter(resp.header)), policy.maxPause)
 		if time.Now().Add(wait).After(deadline) {
-			err := fmt.Errorf("post visit %s: %w after %s: %v", v.VisitID, errGaveUp, p.GiveUp, describe(resp, err))
-			p.Ledger.unacknowledged(v.VisitID, err)
+			err := fmt.Errorf("post visit %s: %w after %s: %v", v.VisitID, errGaveUp, policy.giveUp, describe(resp, err))
+			policy.ledger.unacknowledged(v.VisitID, err)
 			return Ack{}, err
 		}
 		select {
 		case <-ctx.Done():
 			err := fmt.Errorf("post visit %s: %w; last attempt: %v", v.VisitID, ctx.Err(), describe(resp, err))
-			p.Ledger.unacknowledged(v.VisitID, err)
+			policy.ledger.unacknowledged(v.VisitID, err)
 			return Ack{}, err
 		case <-time.After(wait):
 		}
-		pause = min(pause*2, p.MaxPause)
+		pause = min(pause*2, policy.maxPause)
 	}
 }
 
