@@ -199,9 +199,9 @@ func (r benchRun) acceptedRate() float64 { return float64(r.accepted) / r.durati
 func (r benchRun) latency(p float64) time.Duration { return benchPercentile(r.latencies, p) }
 
 // benchAttack posts new visits at rate per second for d with vegeta, an
-// open-loop load generator: a post starts on schedule whether or not the
-// earlier ones got their responses, so a slow gateway cannot slow the load down
-// and hide its own latency.
+// open-loop load generator. A post starts on schedule whether or not the
+// earlier ones got their responses, so a slow gateway cannot slow the load
+// down and hide its own latency.
 func benchAttack(load *benchLoad, rate float64, d time.Duration) benchRun {
 	attacker := vegeta.NewAttacker(
 		vegeta.Timeout(benchRequestTimeout),

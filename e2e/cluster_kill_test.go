@@ -299,10 +299,10 @@ func clusterKillVisits(seed uint64, n int) []faulttest.Visit {
 	return faulttest.NewVisits(rand.New(rand.NewPCG(seed, uint64(n))), n)
 }
 
-// clusterKillCheckStatus checks what the status pages of the two running
-// nodes show while node killed is down: the lost replica by the killed
-// node's name, as a warning that does not stop the flow, and the site as
-// linked also on the node that does not carry the leafnode link.
+// clusterKillCheckStatus checks the status pages of the two running nodes
+// while node killed is down. Each names the killed node's lost replica in a
+// warning that does not stop the flow. Each shows the site as linked, also
+// the node without the leafnode link.
 func clusterKillCheckStatus(t *testing.T, c *faulttest.GatewayCluster, linked, killed int) {
 	t.Helper()
 	name := c.Nodes[killed].Name

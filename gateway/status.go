@@ -269,11 +269,11 @@ func (s *statusService) readStream(ctx context.Context, st *Status) (jetstream.S
 
 // replicaHealth returns the stream's configured replicas, how many are up
 // and current, and the names of the cluster nodes whose replica is not.
-func replicaHealth(info *jetstream.StreamInfo) (wanted, current int, lost []string) {
-	wanted = max(info.Config.Replicas, 1)
+func replicaHealth(info *jetstream.StreamInfo) (configured, current int, lost []string) {
+	configured = max(info.Config.Replicas, 1)
 	lost = []string{}
 	if info.Cluster == nil || info.Cluster.Leader == "" {
-		return wanted, 0, lost
+		return configured, 0, lost
 	}
 	current = 1
 	for _, peer := range info.Cluster.Replicas {
@@ -283,7 +283,7 @@ func replicaHealth(info *jetstream.StreamInfo) (wanted, current int, lost []stri
 		}
 		lost = append(lost, peer.Name)
 	}
-	return wanted, current, lost
+	return configured, current, lost
 }
 
 // countVisits counts the visits stored since local midnight, since the

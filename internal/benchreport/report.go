@@ -78,9 +78,9 @@ func (m Machine) softwareLine() string {
 	}, ", ")
 }
 
-func orUnknown(value, what string) string {
+func orUnknown(value, label string) string {
 	if value == "" {
-		return "unknown " + what
+		return "unknown " + label
 	}
 	return value
 }

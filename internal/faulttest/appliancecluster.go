@@ -50,11 +50,12 @@ type ApplianceNode struct {
 //
 // The nodes start first, so that the site's directory bucket exists when
 // the gateway creates its mirror of it. Before the gateway waited for the
-// site's streams to answer, the mirror's first request could go unanswered
-// and nats-server v2.15.3 sent the next 30 s later, in about half of the
-// runs on 2 cores. The nodes' source of the cloud VISITS stream, created while the
-// gateway was down, also started late: the first visits were stored about
-// 25 s after the gateway was ready. Nodes restarted later source at once.
+// site's streams to respond, the mirror's first request could go without a
+// response in about half of the runs on 2 cores, and nats-server v2.15.3
+// sent the next one 30 s later. The nodes' source of the cloud VISITS
+// stream, created while the gateway was down, also started late: the
+// first visits were stored about 25 s after the gateway was ready. Nodes
+// restarted later source at once.
 func StartApplianceCluster(t testing.TB, bins Binaries, o ClusterOptions) *ApplianceCluster {
 	t.Helper()
 	c := &ApplianceCluster{clusterBase: newClusterBase(t, bins, o.DatabaseURL)}
